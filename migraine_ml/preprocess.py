@@ -1,0 +1,269 @@
+"""Deduplication, the leakage-safe train/test split, and the fitted preprocessor.
+
+Order matters: duplicates go first (a row and its copy on both sides of the
+split would leak), then the split, and only then is anything fitted, on the
+train side alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from migraine_ml.schema import Schema
+
+OUTLIER_STRATEGIES = ("clip", "missing")
+
+
+def drop_unusable_rows(frame: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop exact duplicate rows and rows without a classification target."""
+    deduplicated = frame.drop_duplicates()
+    dropped = {"duplicates": len(frame) - len(deduplicated)}
+    target = schema.classification_target
+    if target is not None:
+        labelled = deduplicated[deduplicated[target].notna()]
+        dropped["missing_target"] = len(deduplicated) - len(labelled)
+        deduplicated = labelled
+    return deduplicated.reset_index(drop=True), dropped
+
+
+def split_train_test(
+    frame: pd.DataFrame,
+    *,
+    target: str | None,
+    group: str | None,
+    test_size: float,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified split on `target`; with a `group` column no group is on both sides."""
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size: {test_size} is outside (0, 1)")
+    stratify = frame[target].astype(str) if target is not None else None
+    if group is None:
+        train, test = train_test_split(
+            frame, test_size=test_size, stratify=stratify, random_state=seed
+        )
+        return train.sort_index(), test.sort_index()
+    n_splits = max(2, round(1 / test_size))
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    labels = stratify if stratify is not None else pd.Series(0, index=frame.index)
+    train_idx, test_idx = next(folds.split(frame, labels, groups=frame[group]))
+    return frame.iloc[train_idx], frame.iloc[test_idx]
+
+
+class _ColumnwiseTransformer(TransformerMixin, BaseEstimator):
+    """Shared plumbing: DataFrame in, DataFrame out, feature names kept."""
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        """A copy of X holding just the columns seen in fit, in that order."""
+        fitted_columns = getattr(self, "feature_names_in_", None)
+        if not isinstance(X, pd.DataFrame):
+            return pd.DataFrame(X, columns=fitted_columns)
+        if fitted_columns is None:
+            return X.copy()
+        missing = [c for c in fitted_columns if c not in X.columns]
+        if missing:
+            raise KeyError(f"missing columns {missing}")
+        return X[list(fitted_columns)].copy()
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_in_")
+        return np.asarray(self.feature_names_in_, dtype=object)
+
+
+class RangeGuard(_ColumnwiseTransformer):
+    """Values outside the schema's valid range are entry errors: set them to missing.
+
+    Args:
+        limits: column -> (min, max). Columns not listed pass through.
+    """
+
+    def __init__(self, limits: dict[str, tuple[float, float]] | None = None):
+        self.limits = limits
+
+    def fit(self, X: Any, y: Any = None) -> RangeGuard:
+        frame = self._frame(X)
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        self.entry_errors_ = self._count(frame)
+        return self
+
+    def _count(self, frame: pd.DataFrame) -> dict[str, int]:
+        counts = {}
+        for column, (low, high) in (self.limits or {}).items():
+            values = pd.to_numeric(frame[column], errors="coerce")
+            counts[column] = int(((values < low) | (values > high)).sum())
+        return counts
+
+    def transform(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self, "feature_names_in_")
+        frame = self._frame(X)
+        for column, (low, high) in (self.limits or {}).items():
+            values = frame[column].astype(float)
+            frame[column] = values.where(values.isna() | values.between(low, high))
+        return frame
+
+
+class OutlierLimiter(_ColumnwiseTransformer):
+    """Tukey fences learned on the training data: clip beyond them, or set to missing.
+
+    The fences are Q1 - k * IQR and Q3 + k * IQR of the training values; with
+    k = 3 they only catch values far out of the bulk, so well-behaved columns
+    pass untouched.
+
+    Args:
+        columns: the continuous columns to limit.
+        iqr_factor: k above.
+        strategy: "clip" or "missing" (imputed afterwards).
+    """
+
+    def __init__(
+        self,
+        columns: list[str] | None = None,
+        *,
+        iqr_factor: float = 3.0,
+        strategy: str = "clip",
+    ):
+        self.columns = columns
+        self.iqr_factor = iqr_factor
+        self.strategy = strategy
+
+    def fit(self, X: Any, y: Any = None) -> OutlierLimiter:
+        if self.strategy not in OUTLIER_STRATEGIES:
+            raise ValueError(f"strategy: {self.strategy!r} is not one of {OUTLIER_STRATEGIES}")
+        if not self.iqr_factor > 0:
+            raise ValueError(f"iqr_factor: {self.iqr_factor} must be positive")
+        frame = self._frame(X)
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        columns = list(self.columns or [])
+        values = frame[columns].astype(float)
+        q1, q3 = values.quantile(0.25), values.quantile(0.75)
+        spread = self.iqr_factor * (q3 - q1)
+        self.lower_ = (q1 - spread).to_dict()
+        self.upper_ = (q3 + spread).to_dict()
+        self.limited_ = self.count_limited(frame)
+        return self
+
+    def count_limited(self, X: Any) -> dict[str, int]:
+        """Values per column that transform() would clip or blank."""
+        frame = self._frame(X)
+        return {
+            c: int(((frame[c] < self.lower_[c]) | (frame[c] > self.upper_[c])).sum())
+            for c in self.lower_
+        }
+
+    def transform(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self, "lower_")
+        frame = self._frame(X)
+        for column in self.lower_:
+            values = frame[column].astype(float)
+            low, high = self.lower_[column], self.upper_[column]
+            if self.strategy == "clip":
+                frame[column] = values.clip(low, high)
+            else:
+                frame[column] = values.where(values.isna() | values.between(low, high))
+        return frame
+
+
+def make_preprocessor(
+    schema: Schema,
+    *,
+    outlier_iqr_factor: float = 3.0,
+    outlier_strategy: str = "clip",
+    scale: bool = True,
+) -> Pipeline:
+    """Entry errors -> missing, outliers limited, impute, scale, one-hot categories."""
+    limits = {
+        name: schema.columns[name].range
+        for name in schema.continuous_features
+        if schema.columns[name].range is not None
+    }
+    limits.update({name: (0.0, 1.0) for name in schema.binary_features})
+    continuous = schema.continuous_features
+    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+    if scale:
+        numeric_steps.append(("scale", StandardScaler()))
+    blocks: list[tuple[str, Any, list[str]]] = []
+    if continuous:
+        blocks.append(("continuous", Pipeline(numeric_steps), continuous))
+    if schema.binary_features:
+        blocks.append(("binary", SimpleImputer(strategy="most_frequent"), schema.binary_features))
+    for name in schema.categorical_features:
+        categories = [list(map(str, schema.columns[name].values or ()))]
+        blocks.append(
+            (
+                name,
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                categories=categories,
+                                handle_unknown="ignore",
+                                sparse_output=False,
+                            ),
+                        ),
+                    ]
+                ),
+                [name],
+            )
+        )
+    columns = ColumnTransformer(blocks, remainder="drop", verbose_feature_names_out=False)
+    pipeline = Pipeline(
+        [
+            ("entry_errors", RangeGuard(limits)),
+            (
+                "outliers",
+                OutlierLimiter(
+                    continuous, iqr_factor=outlier_iqr_factor, strategy=outlier_strategy
+                ),
+            ),
+            ("columns", columns),
+        ]
+    )
+    return pipeline.set_output(transform="pandas")
+
+
+def preprocess_summary(
+    preprocessor: Pipeline,
+    *,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    dropped: dict[str, int],
+) -> dict[str, Any]:
+    """What preprocessing did, per column: entry errors blanked, outliers limited, imputed."""
+    guard: RangeGuard = preprocessor.named_steps["entry_errors"]
+    limiter: OutlierLimiter = preprocessor.named_steps["outliers"]
+    guarded_test = guard.transform(test)
+    per_column: dict[str, dict[str, Any]] = {}
+    for column in guard.feature_names_in_:
+        entry = {
+            "missing_train": int(train[column].isna().sum()),
+            "missing_test": int(test[column].isna().sum()),
+            "entry_errors_train": guard.entry_errors_.get(column, 0),
+            "entry_errors_test": guard._count(test).get(column, 0),
+        }
+        if column in limiter.lower_:
+            entry.update(
+                limits=[round(limiter.lower_[column], 6), round(limiter.upper_[column], 6)],
+                limited_train=limiter.limited_[column],
+                limited_test=limiter.count_limited(guarded_test)[column],
+            )
+        per_column[str(column)] = entry
+    return {
+        "rows_dropped": dropped,
+        "rows": {"train": len(train), "test": len(test)},
+        "outlier_strategy": limiter.strategy,
+        "columns": per_column,
+    }

@@ -1,0 +1,37 @@
+"""Shared fixtures: the default schema and small synthetic cohorts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from migraine_ml.schema import Schema, load_schema
+from migraine_ml.synthetic import generate_cohort
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def schema() -> Schema:
+    return load_schema(ROOT / "schemas" / "migraine.yaml")
+
+
+@pytest.fixture(scope="session")
+def _cohort_frame() -> pd.DataFrame:
+    return generate_cohort(rows=400, prevalence=0.35, seed=7).data
+
+
+@pytest.fixture
+def cohort(_cohort_frame: pd.DataFrame) -> pd.DataFrame:
+    """400 person-days with missing cells, duplicates and entry errors (a fresh copy)."""
+    return _cohort_frame.copy()
+
+
+@pytest.fixture
+def clean_cohort() -> pd.DataFrame:
+    """A cohort with nothing injected: every check passes on it."""
+    return generate_cohort(
+        rows=300, prevalence=0.35, seed=3, missing_rate=0, duplicate_rate=0, entry_error_rate=0
+    ).data

@@ -1,0 +1,191 @@
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+
+from migraine_ml import persist
+from migraine_ml.preprocess import (
+    OutlierLimiter,
+    RangeGuard,
+    drop_unusable_rows,
+    make_preprocessor,
+    preprocess_summary,
+    split_train_test,
+)
+from migraine_ml.schema import schema_from_dict
+from migraine_ml.validation import coerce_types
+
+
+@pytest.fixture
+def usable(cohort, schema):
+    rows, _ = drop_unusable_rows(coerce_types(cohort, schema), schema)
+    return rows
+
+
+def test_duplicates_and_unlabelled_rows_are_dropped(cohort, schema):
+    frame = coerce_types(cohort, schema)
+    frame.loc[0, "migraine_occurrence"] = np.nan
+    rows, dropped = drop_unusable_rows(frame, schema)
+    assert dropped["duplicates"] == frame.duplicated().sum()
+    assert dropped["missing_target"] == 1
+    assert not rows.duplicated().any()
+
+
+def test_split_is_stratified_and_disjoint(usable, schema):
+    train, test = split_train_test(
+        usable, target=schema.classification_target, group=None, test_size=0.25, seed=0
+    )
+    assert len(test) == pytest.approx(len(usable) * 0.25, abs=1)
+    assert set(train.index).isdisjoint(test.index)
+    # no row (not even a copy of one) on both sides
+    assert train.merge(test, how="inner").empty
+    rate = usable["migraine_occurrence"].mean()
+    assert test["migraine_occurrence"].mean() == pytest.approx(rate, abs=0.02)
+
+
+def test_split_keeps_each_group_on_one_side(usable, schema):
+    rows = usable.assign(patient=np.arange(len(usable)) // 4)
+    train, test = split_train_test(
+        rows, target=schema.classification_target, group="patient", test_size=0.2, seed=0
+    )
+    assert set(train["patient"]).isdisjoint(test["patient"])
+    assert 0.1 < len(test) / len(rows) < 0.3
+
+
+def test_split_is_deterministic(usable, schema):
+    first = split_train_test(
+        usable, target="migraine_occurrence", group=None, test_size=0.2, seed=3
+    )
+    second = split_train_test(
+        usable, target="migraine_occurrence", group=None, test_size=0.2, seed=3
+    )
+    pd.testing.assert_frame_equal(first[1], second[1])
+
+
+def test_bad_test_size_is_rejected(usable):
+    with pytest.raises(ValueError, match=r"test_size: 1\.5 is outside"):
+        split_train_test(usable, target=None, group=None, test_size=1.5, seed=0)
+
+
+def test_range_guard_blanks_entry_errors():
+    frame = pd.DataFrame({"sleep": [7.0, 70.0, np.nan, 4.0], "other": [1, 2, 3, 4]})
+    guard = RangeGuard({"sleep": (4.0, 10.0)}).fit(frame)
+    assert guard.entry_errors_ == {"sleep": 1}
+    out = guard.transform(frame)
+    assert out["sleep"].isna().tolist() == [False, True, True, False]
+    assert out["other"].tolist() == [1, 2, 3, 4]
+    assert list(guard.get_feature_names_out()) == ["sleep", "other"]
+
+
+def test_guard_names_missing_columns_at_transform():
+    guard = RangeGuard({"a": (0, 1)}).fit(pd.DataFrame({"a": [0.5], "b": [1]}))
+    with pytest.raises(KeyError, match=r"missing columns \['b'\]"):
+        guard.transform(pd.DataFrame({"a": [0.2]}))
+
+
+@pytest.mark.parametrize(("strategy", "expected"), [("clip", 13.0), ("missing", None)])
+def test_outlier_limiter_uses_training_fences(strategy, expected):
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0]})  # Q1=2, Q3=4, IQR=2
+    limiter = OutlierLimiter(["x"], iqr_factor=3.0, strategy=strategy).fit(train)
+    assert (limiter.lower_["x"], limiter.upper_["x"]) == (-4.0, 10.0)
+    out = limiter.transform(pd.DataFrame({"x": [3.0, 500.0]}))
+    assert out["x"].iloc[0] == 3.0
+    if expected is None:
+        assert np.isnan(out["x"].iloc[1])
+    else:
+        assert out["x"].iloc[1] == 10.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "drop"}, "strategy: 'drop' is not one of"),
+        ({"iqr_factor": 0}, "iqr_factor: 0 must be positive"),
+    ],
+)
+def test_outlier_limiter_rejects_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OutlierLimiter(["x"], **kwargs).fit(pd.DataFrame({"x": [1.0, 2.0]}))
+
+
+def test_preprocessor_output_is_complete_and_named(usable, schema):
+    preprocessor = make_preprocessor(schema).fit(usable[schema.features])
+    out = preprocessor.transform(usable)
+    assert list(out.columns) == schema.continuous_features + schema.binary_features
+    assert not out.isna().any().any()
+    assert out["sleep_hours"].mean() == pytest.approx(0, abs=1e-9)
+    assert set(out["gender"].unique()) <= {0.0, 1.0}
+
+
+def test_preprocessor_is_fitted_on_train_only(usable, schema):
+    """Changing the test rows must not change anything fitted."""
+    train, test = split_train_test(
+        usable, target="migraine_occurrence", group=None, test_size=0.2, seed=0
+    )
+    fitted = make_preprocessor(schema).fit(train[schema.features])
+    refitted = make_preprocessor(schema).fit(train[schema.features])
+    shifted = test.assign(sleep_hours=test["sleep_hours"] + 3)
+    pd.testing.assert_frame_equal(fitted.transform(train), refitted.transform(train))
+    before = fitted.named_steps["columns"].named_transformers_["continuous"]
+    assert before.named_steps["scale"].mean_.tolist() == (
+        refitted.named_steps["columns"]
+        .named_transformers_["continuous"]
+        .named_steps["scale"]
+        .mean_.tolist()
+    )
+    # the test side only ever goes through transform
+    assert not fitted.transform(shifted).isna().any().any()
+
+
+def test_categories_are_one_hot_and_unseen_values_do_not_crash():
+    schema = schema_from_dict(
+        {
+            "columns": {
+                "sex": {"dtype": "category", "values": ["female", "male"]},
+                "dose": {"dtype": "float", "range": [0, 10]},
+                "y": {"dtype": "binary", "role": "classification_target"},
+            }
+        }
+    )
+    train = pd.DataFrame({"sex": ["female", "male", None, "male"], "dose": [1.0, 2, 3, 4]})
+    preprocessor = make_preprocessor(schema, scale=False).fit(train)
+    out = preprocessor.transform(pd.DataFrame({"sex": ["other"], "dose": [2.0]}))
+    assert list(out.columns) == ["dose", "sex_female", "sex_male"]
+    assert out[["sex_female", "sex_male"]].to_numpy().tolist() == [[0.0, 0.0]]
+
+
+def test_summary_counts_what_was_done(usable, schema):
+    train, test = split_train_test(
+        usable, target="migraine_occurrence", group=None, test_size=0.2, seed=0
+    )
+    preprocessor = make_preprocessor(schema).fit(train[schema.features])
+    summary = preprocess_summary(preprocessor, train=train, test=test, dropped={"duplicates": 4})
+    assert summary["rows"] == {"train": len(train), "test": len(test)}
+    sleep = summary["columns"]["sleep_hours"]
+    assert sleep["entry_errors_train"] == int((train["sleep_hours"] > 10).sum())
+    assert sleep["missing_train"] == int(train["sleep_hours"].isna().sum())
+
+
+def test_persist_round_trip_and_refusal(tmp_path, usable, schema):
+    preprocessor = make_preprocessor(schema).fit(usable[schema.features])
+    path = tmp_path / "pre.skops"
+    digest = persist.save(preprocessor, path)
+    assert digest == persist.file_md5(path)
+    loaded = persist.load(path)
+    pd.testing.assert_frame_equal(loaded.transform(usable), preprocessor.transform(usable))
+
+
+@pytest.mark.parametrize("payload", [os.system, np.load])
+def test_persist_refuses_functions_in_model_files(tmp_path, payload):
+    sio.dump({"call": payload}, tmp_path / "evil.skops")
+    with pytest.raises(persist.UntrustedModelError, match="untrusted types"):
+        persist.load(tmp_path / "evil.skops")
+
+
+def test_equal_models_give_byte_identical_files(tmp_path, usable, schema):
+    """Pins the bug where skops' memory-address ids made every refit a new DVC hash."""
+    first = make_preprocessor(schema).fit(usable[schema.features])
+    second = make_preprocessor(schema).fit(usable[schema.features])
+    assert persist.save(first, tmp_path / "a.skops") == persist.save(second, tmp_path / "b.skops")

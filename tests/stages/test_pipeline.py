@@ -1,0 +1,68 @@
+"""The real DVC pipeline in a throwaway git repository (integration)."""
+
+import json
+
+import pytest
+import yaml
+
+from tests.stages.conftest import dvc
+
+pytestmark = pytest.mark.integration
+
+
+def _ran(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def _set(repo, path: str, value) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    node = params
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_repro_caches_and_reruns_only_what_changed(pipeline_repo):
+    repo = pipeline_repo
+    first = dvc(repo, "repro")
+    assert _ran(first.stdout) == ["generate", "validate", "preprocess"]
+    assert json.loads((repo / "reports" / "validation.json").read_text())["passed"]
+    lock = (repo / "dvc.lock").read_text()
+
+    again = dvc(repo, "repro")
+    assert _ran(again.stdout) == []
+    assert "Data and pipelines are up to date" in again.stdout
+
+    _set(repo, "preprocess.test_size", 0.25)
+    assert _ran(dvc(repo, "repro").stdout) == ["preprocess"]
+
+    _set(repo, "data.synthetic.rows", 500)
+    assert _ran(dvc(repo, "repro").stdout) == ["generate", "validate", "preprocess"]
+
+    # back to the first params: same data, same hashes as the first run
+    _set(repo, "preprocess.test_size", 0.2)
+    _set(repo, "data.synthetic.rows", 600)
+    dvc(repo, "repro")
+    assert (repo / "dvc.lock").read_text() == lock
+
+
+def test_failing_validation_stops_the_pipeline(pipeline_repo):
+    repo = pipeline_repo
+    dvc(repo, "repro")
+    lock = (repo / "dvc.lock").read_text()
+    bad = repo / "data" / "bad.csv"
+    text = (repo / "data" / "raw" / "synthetic.csv").read_text().splitlines()
+    header = text[0].split(",")
+    drop = header.index("stress_level")
+    rows = [",".join(v for i, v in enumerate(line.split(",")) if i != drop) for line in text]
+    bad.write_text("\n".join(rows) + "\n")
+    _set(repo, "data.path", "data/bad.csv")
+
+    result = dvc(repo, "repro", check=False)
+    assert result.returncode != 0
+    assert "column 'stress_level': missing" in result.stdout + result.stderr
+    # the last good run is untouched in dvc.lock and its outputs are recoverable
+    assert (repo / "dvc.lock").read_text() == lock
+    assert (repo / "data" / "processed" / "train.parquet").exists()

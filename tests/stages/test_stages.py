@@ -1,0 +1,114 @@
+"""Each stage's main(), in-process, on a small cohort."""
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from migraine_ml import persist
+from stages import generate, preprocess, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "schemas" / "migraine.yaml"
+
+
+@pytest.fixture
+def generated(tmp_path, params_file, run_stage):
+    csv = tmp_path / "raw.csv"
+    run_stage(generate, "--params", params_file, "--out", csv, "--oracle", tmp_path / "o.json")
+    return csv
+
+
+def test_generate_writes_cohort_and_oracle(tmp_path, generated):
+    data = pd.read_csv(generated)
+    assert len(data) == 606  # 600 rows + 1 % duplicates
+    oracle = json.loads((tmp_path / "o.json").read_text())
+    assert oracle["rows"] == 600
+    assert 0.5 < oracle["roc_auc"] < 1
+
+
+def _validate(run_stage, tmp_path, params_file, data):
+    run_stage(
+        validate,
+        "--params",
+        params_file,
+        "--data",
+        data,
+        "--schema",
+        SCHEMA,
+        "--report",
+        tmp_path / "v.json",
+        "--html",
+        tmp_path / "v.html",
+    )
+    return json.loads((tmp_path / "v.json").read_text())
+
+
+def test_validate_passes_the_generated_cohort(tmp_path, params_file, generated, run_stage):
+    report = _validate(run_stage, tmp_path, params_file, generated)
+    assert report["passed"] is True
+    assert "PASSED" in (tmp_path / "v.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda d: d.drop(columns=["hydration"]), "column 'hydration': missing"),
+        (
+            lambda d: d.assign(age=d["age"].astype(object).where(d.index != 5, "forty")),
+            r"column 'age': 1 non-numeric values \(e.g. 'forty'\)",
+        ),
+        (
+            lambda d: d.assign(humidity=d["humidity"].mask(d.index % 10 < 3)),
+            r"column 'humidity': 3\d\.\d% missing, above the limit 10%",
+        ),
+    ],
+)
+def test_validate_exits_non_zero_naming_the_column(
+    tmp_path, params_file, generated, run_stage, caplog, corrupt, message
+):
+    bad = tmp_path / "bad.csv"
+    corrupt(pd.read_csv(generated)).to_csv(bad, index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        _validate(run_stage, tmp_path, params_file, bad)
+    assert exit_info.value.code == 1
+    assert re.search(message, caplog.text)
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["passed"] is False
+
+
+def test_preprocess_writes_split_processed_and_preprocessor(
+    tmp_path, params_file, generated, run_stage
+):
+    run_stage(
+        preprocess,
+        "--params",
+        params_file,
+        "--data",
+        generated,
+        "--schema",
+        SCHEMA,
+        "--split-dir",
+        tmp_path / "split",
+        "--out-dir",
+        tmp_path / "processed",
+        "--preprocessor",
+        tmp_path / "processed" / "pre.skops",
+        "--report",
+        tmp_path / "p.json",
+    )
+    train = pd.read_parquet(tmp_path / "processed" / "train.parquet")
+    test = pd.read_parquet(tmp_path / "processed" / "test.parquet")
+    raw_test = pd.read_parquet(tmp_path / "split" / "test.parquet")
+    assert len(test) == len(raw_test)
+    assert len(train) + len(test) == 600
+    assert not train.isna().any().any()
+    assert {"migraine_occurrence", "migraine_severity"} <= set(train.columns)
+    fitted = persist.load(tmp_path / "processed" / "pre.skops")
+    pd.testing.assert_frame_equal(
+        fitted.transform(raw_test), test.drop(columns=["migraine_occurrence", "migraine_severity"])
+    )
+    summary = json.loads((tmp_path / "p.json").read_text())
+    assert summary["rows_dropped"]["duplicates"] == 6
