@@ -284,10 +284,10 @@ tr.fail td:first-child {{ color: #cf222e; font-weight: bold; }}
 """
 
 
-def describe_failures(report: ValidationReport) -> list[str]:
-    """One line per failed hard check, for the terminal."""
+def problem_lines(checks: list[Check]) -> list[str]:
+    """One line per problem found by the given checks, for the terminal."""
     lines = []
-    for check in report.failures:
+    for check in checks:
         lines.extend(f"{check.name}: {part}" for part in check.detail.split("; "))
     return lines
 
@@ -296,7 +296,7 @@ __all__ = [
     "Check",
     "ValidationReport",
     "coerce_types",
-    "describe_failures",
+    "problem_lines",
     "render_html",
     "validate_file",
     "validate_frame",

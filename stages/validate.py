@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from migraine_ml.schema import load_schema
-from migraine_ml.validation import describe_failures, render_html, validate_file
+from migraine_ml.validation import problem_lines, render_html, validate_file
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("validate")
@@ -27,10 +27,10 @@ def main() -> None:
     Path(args.html).write_text(
         render_html(report, title=f"Validation of {args.data}"), encoding="utf-8"
     )
-    for check in report.warnings:
-        logger.warning("%s: %s", check.name, check.detail)
+    for line in problem_lines(report.warnings):
+        logger.warning("%s", line)
     if not report.passed:
-        for line in describe_failures(report):
+        for line in problem_lines(report.failures):
             logger.error("%s", line)
         logger.error("validation FAILED for %s (details in %s)", args.data, args.html)
         sys.exit(1)

@@ -3,7 +3,7 @@ import pytest
 
 from migraine_ml.validation import (
     coerce_types,
-    describe_failures,
+    problem_lines,
     render_html,
     validate_file,
     validate_frame,
@@ -33,7 +33,7 @@ def test_realistic_cohort_passes_with_warnings(cohort, schema):
 def test_missing_column_fails_naming_it(clean_cohort, schema):
     report = validate_frame(clean_cohort.drop(columns=["stress_level"]), schema)
     assert not report.passed
-    assert describe_failures(report) == [
+    assert problem_lines(report.failures) == [
         "columns_present: column 'stress_level': missing (role feature)"
     ]
 
@@ -53,7 +53,7 @@ def test_too_many_missing_values_fail_naming_the_column(clean_cohort, schema):
     frame.loc[frame.sample(frac=0.3, random_state=0).index, "sleep_hours"] = np.nan
     report = validate_frame(frame, schema, max_missing=0.10)
     assert not report.passed
-    assert describe_failures(report) == [
+    assert problem_lines(report.failures) == [
         "missing_share: column 'sleep_hours': 30.0% missing, above the limit 10%"
     ]
 
