@@ -30,6 +30,7 @@ class Check:
     passed: bool
     severity: str
     detail: str
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -51,7 +52,8 @@ class ValidationReport:
 
     def add(self, name: str, problems: list[str], severity: str, ok: str) -> None:
         """Record one check: passed when `problems` is empty, else one line per problem."""
-        self.checks.append(Check(name, not problems, severity, "; ".join(problems) or ok))
+        detail = "; ".join(problems) or ok
+        self.checks.append(Check(name, not problems, severity, detail, problems))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -288,7 +290,7 @@ def problem_lines(checks: list[Check]) -> list[str]:
     """One line per problem found by the given checks, for the terminal."""
     lines = []
     for check in checks:
-        lines.extend(f"{check.name}: {part}" for part in check.detail.split("; "))
+        lines.extend(f"{check.name}: {problem}" for problem in check.problems)
     return lines
 
 

@@ -109,7 +109,7 @@ def test_validate_file_round_trip(tmp_path, cohort, schema):
     assert report.passed
     as_dict = report.to_dict()
     assert as_dict["passed"] is True
-    assert {"name", "passed", "severity", "detail"} == set(as_dict["checks"][0])
+    assert {"name", "passed", "severity", "detail", "problems"} == set(as_dict["checks"][0])
     page = render_html(report, title="Validation")
     assert "<h1>Validation: PASSED</h1>" in page and "WARN" in page
 

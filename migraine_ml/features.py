@@ -1,0 +1,368 @@
+"""Feature engineering: fitted scikit-learn transformers, DataFrame in, DataFrame out.
+
+Each transformer adds columns to the preprocessed frame (imputed, scaled), so
+they chain in one Pipeline ending with a selection of the top features. All of
+them learn only in fit(), which sees the training rows alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+from sklearn.feature_selection import (
+    f_classif,
+    f_regression,
+    mutual_info_classif,
+    mutual_info_regression,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+logger = logging.getLogger(__name__)
+
+SELECTION_SCORES = ("f_test", "mutual_info", "model")
+
+
+class _AddColumns(TransformerMixin, BaseEstimator):
+    """Base: remember the input columns, append the ones `_new_columns` makes."""
+
+    def _check_input(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"{type(self).__name__} expects a DataFrame, got {type(X).__name__}")
+        return X
+
+    def _remember(self, X: pd.DataFrame) -> None:
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+
+    def _new_columns(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+        raise NotImplementedError
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> _AddColumns:
+        self._remember(self._check_input(X))
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "feature_names_in_")
+        X = self._check_input(X)
+        new = self._new_columns(X)
+        return pd.concat([X, pd.DataFrame(new, index=X.index)], axis=1) if new else X
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_in_")
+        return np.asarray([*self.feature_names_in_, *self._names()], dtype=object)
+
+    def _names(self) -> list[str]:
+        raise NotImplementedError
+
+
+def _require(X: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise KeyError(f"{what}: columns {missing} are not in the data")
+
+
+class HealthIndices(_AddColumns):
+    """Named weighted composites of columns, e.g. a sleep index or a trigger count.
+
+    Args:
+        indices: index name -> {column: weight}.
+    """
+
+    def __init__(self, indices: dict[str, dict[str, float]] | None = None):
+        self.indices = indices
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> HealthIndices:
+        for name, weights in (self.indices or {}).items():
+            _require(self._check_input(X), list(weights), f"health index '{name}'")
+        return super().fit(X, y)
+
+    def _names(self) -> list[str]:
+        return list(self.indices or {})
+
+    def _new_columns(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+        return {
+            name: sum(float(w) * X[c] for c, w in weights.items())
+            for name, weights in (self.indices or {}).items()
+        }
+
+
+class Interactions(_AddColumns):
+    """Products of column pairs: the configured ones plus the `top_k` best on train.
+
+    A candidate pair is scored by how much better its product correlates with the
+    target than either column alone (|r(a*b, y)| - max(|r(a, y)|, |r(b, y)|)), so
+    a pair is only picked for what the product adds.
+
+    Args:
+        pairs: pairs always included.
+        top_k: how many more pairs to pick among `candidates` (all columns if None).
+        candidates: columns whose pairs are scored.
+    """
+
+    def __init__(
+        self,
+        pairs: list[list[str]] | None = None,
+        *,
+        top_k: int = 0,
+        candidates: list[str] | None = None,
+    ):
+        self.pairs = pairs
+        self.top_k = top_k
+        self.candidates = candidates
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Interactions:
+        X = self._check_input(X)
+        chosen = [tuple(p) for p in (self.pairs or [])]
+        for a, b in chosen:
+            _require(X, [a, b], f"interaction '{a}*{b}'")
+        self.pair_scores_: dict[str, float] = {}
+        if self.top_k > 0:
+            if y is None:
+                raise ValueError("Interactions with top_k > 0 needs y to score pairs")
+            columns = [c for c in (self.candidates or X.columns) if c in X.columns]
+            target = pd.Series(np.asarray(y, dtype=float), index=X.index)
+            alone = X[columns].corrwith(target).abs().fillna(0)
+            scores = {}
+            for a, b in itertools.combinations(columns, 2):
+                if (a, b) in chosen or (b, a) in chosen:
+                    continue
+                product = X[a] * X[b]
+                r = 0.0 if product.std() == 0 else abs(np.corrcoef(product, target)[0, 1])
+                scores[(a, b)] = r - max(alone[a], alone[b])
+            best = sorted(scores, key=lambda pair: (-scores[pair], pair))[: self.top_k]
+            chosen += best
+            self.pair_scores_ = {f"{a}*{b}": round(float(scores[(a, b)]), 6) for a, b in best}
+        self.pairs_ = chosen
+        self._remember(X)
+        return self
+
+    def _names(self) -> list[str]:
+        return [f"{a}*{b}" for a, b in self.pairs_]
+
+    def _new_columns(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+        return {f"{a}*{b}": X[a] * X[b] for a, b in self.pairs_}
+
+
+class Powers(_AddColumns):
+    """Polynomial terms x^2 .. x^degree of chosen columns (for U-shaped effects)."""
+
+    def __init__(self, columns: list[str] | None = None, *, degree: int = 2):
+        self.columns = columns
+        self.degree = degree
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Powers:
+        if self.degree < 1:
+            raise ValueError(f"degree: {self.degree} must be at least 1")
+        _require(self._check_input(X), list(self.columns or []), "polynomial terms")
+        return super().fit(X, y)
+
+    def _names(self) -> list[str]:
+        return [f"{c}^{d}" for c in self.columns or [] for d in range(2, self.degree + 1)]
+
+    def _new_columns(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+        return {
+            f"{c}^{d}": X[c] ** d for c in self.columns or [] for d in range(2, self.degree + 1)
+        }
+
+
+class QuantileBins(_AddColumns):
+    """Ordinal bins (0 .. n_bins-1) with quantile edges learned on train, e.g. age groups."""
+
+    def __init__(self, bins: dict[str, int] | None = None):
+        self.bins = bins
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> QuantileBins:
+        X = self._check_input(X)
+        _require(X, list(self.bins or {}), "binning")
+        self.edges_ = {}
+        for column, n_bins in (self.bins or {}).items():
+            inner = np.quantile(X[column], np.linspace(0, 1, n_bins + 1)[1:-1])
+            self.edges_[column] = np.unique(inner).tolist()
+        self._remember(X)
+        return self
+
+    def _names(self) -> list[str]:
+        return [f"{c}_bin" for c in self.edges_]
+
+    def _new_columns(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+        return {
+            f"{c}_bin": pd.Series(
+                np.searchsorted(edges, X[c].to_numpy(), side="right").astype(float), index=X.index
+            )
+            for c, edges in self.edges_.items()
+        }
+
+
+def _selection_scores(X: pd.DataFrame, y: np.ndarray, *, score: str, task: str, seed: int):
+    classification = task == "classification"
+    if score == "f_test":
+        values, _ = (f_classif if classification else f_regression)(X, y)
+        return np.nan_to_num(values)
+    if score == "mutual_info":
+        scorer = mutual_info_classif if classification else mutual_info_regression
+        # The k-NN estimator is meant for continuous columns; on a 0/1 column it
+        # returns noise around zero, so count those as discrete.
+        discrete = np.array([X[c].isin([0, 1]).all() for c in X.columns])
+        return scorer(X, y, discrete_features=discrete, random_state=seed)
+    forest = (ExtraTreesClassifier if classification else ExtraTreesRegressor)(
+        n_estimators=200, min_samples_leaf=5, random_state=seed, n_jobs=1
+    )
+    return forest.fit(X, y).feature_importances_
+
+
+class SelectTop(TransformerMixin, BaseEstimator):
+    """Keep the `n_features` best columns by a score computed on the training rows.
+
+    Args:
+        n_features: how many to keep (all if there are fewer).
+        score: "f_test" (ANOVA F / linear F), "mutual_info", or "model"
+            (impurity importance of an extra-trees forest).
+        task: "classification" or "regression", which picks the score's variant.
+    """
+
+    def __init__(
+        self,
+        n_features: int = 20,
+        *,
+        score: str = "mutual_info",
+        task: str = "classification",
+        seed: int = 0,
+    ):
+        self.n_features = n_features
+        self.score = score
+        self.task = task
+        self.seed = seed
+
+    def fit(self, X: pd.DataFrame, y: Any) -> SelectTop:
+        if self.score not in SELECTION_SCORES:
+            raise ValueError(f"score: {self.score!r} is not one of {SELECTION_SCORES}")
+        if self.n_features < 1:
+            raise ValueError(f"n_features: {self.n_features} must be at least 1")
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        scores = _selection_scores(
+            X, np.asarray(y), score=self.score, task=self.task, seed=self.seed
+        )
+        self.scores_ = dict(zip(X.columns, map(float, scores), strict=True))
+        ranked = sorted(X.columns, key=lambda c: (-self.scores_[c], c))
+        self.selected_ = ranked[: self.n_features]
+        self.dropped_ = ranked[self.n_features :]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "selected_")
+        return X[self.selected_]
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "selected_")
+        return np.asarray(self.selected_, dtype=object)
+
+
+def make_feature_builder(
+    *,
+    health_indices: dict[str, dict[str, float]] | None = None,
+    interaction_pairs: list[list[str]] | None = None,
+    interaction_top_k: int = 0,
+    interaction_candidates: list[str] | None = None,
+    polynomial_columns: list[str] | None = None,
+    polynomial_degree: int = 2,
+    bins: dict[str, int] | None = None,
+    n_features: int = 20,
+    selection_score: str = "mutual_info",
+    task: str = "classification",
+    seed: int = 0,
+) -> Pipeline:
+    """Indices, interactions, powers and bins added, then the top `n_features` kept."""
+    return Pipeline(
+        [
+            ("indices", HealthIndices(health_indices)),
+            (
+                "interactions",
+                Interactions(
+                    interaction_pairs, top_k=interaction_top_k, candidates=interaction_candidates
+                ),
+            ),
+            ("powers", Powers(polynomial_columns, degree=polynomial_degree)),
+            ("bins", QuantileBins(bins)),
+            (
+                "select",
+                SelectTop(n_features, score=selection_score, task=task, seed=seed),
+            ),
+        ]
+    )
+
+
+def applicable_config(config: dict[str, Any], columns: list[str]) -> tuple[dict, list[str]]:
+    """Drop the parts of a feature config that name columns the data does not have.
+
+    Feature params are written for one schema; pointing the pipeline at another
+    dataset should not crash on them. Returns the usable config and one
+    message per dropped part.
+    """
+    available = set(columns)
+    usable = dict(config)
+    skipped = []
+    indices = {}
+    for name, weights in (config.get("health_indices") or {}).items():
+        missing = sorted(set(weights) - available)
+        if missing:
+            skipped.append(f"health index '{name}': columns {missing} not in the data, skipped")
+        else:
+            indices[name] = weights
+    usable["health_indices"] = indices
+    pairs = []
+    for a, b in config.get("interaction_pairs") or []:
+        if {a, b} <= available:
+            pairs.append([a, b])
+        else:
+            skipped.append(f"interaction '{a}*{b}': not in the data, skipped")
+    usable["interaction_pairs"] = pairs
+    for key in ("polynomial_columns", "interaction_candidates"):
+        if config.get(key) is None:
+            continue
+        kept = [c for c in config[key] if c in available]
+        if len(kept) < len(config[key]):
+            skipped.append(f"{key}: {sorted(set(config[key]) - available)} not in the data")
+        usable[key] = kept
+    bins = {c: n for c, n in (config.get("bins") or {}).items() if c in available}
+    if len(bins) < len(config.get("bins") or {}):
+        skipped.append(f"bins: {sorted(set(config['bins']) - available)} not in the data")
+    usable["bins"] = bins
+    return usable, skipped
+
+
+def selection_report(builder: Pipeline) -> dict[str, Any]:
+    """Selected features with their scores, the dropped ones, the chosen interactions."""
+    select: SelectTop = builder.named_steps["select"]
+    interactions: Interactions = builder.named_steps["interactions"]
+    return {
+        "score": select.score,
+        "n_features": len(select.selected_),
+        "selected": {c: round(select.scores_[c], 6) for c in select.selected_},
+        "dropped": {c: round(select.scores_[c], 6) for c in select.dropped_},
+        "interactions": [f"{a}*{b}" for a, b in interactions.pairs_],
+        "interaction_gain": interactions.pair_scores_,
+        "bin_edges": {
+            c: [round(e, 6) for e in edges]
+            for c, edges in builder.named_steps["bins"].edges_.items()
+        },
+    }
+
+
+__all__ = [
+    "HealthIndices",
+    "Interactions",
+    "Powers",
+    "QuantileBins",
+    "SelectTop",
+    "applicable_config",
+    "make_feature_builder",
+    "selection_report",
+]

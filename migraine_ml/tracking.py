@@ -1,0 +1,103 @@
+"""MLflow tracking: one parent run per training, a child run per candidate, the registry.
+
+The store defaults to `sqlite:///mlflow.db` (MLflow 3 refuses a plain file
+store); MLFLOW_TRACKING_URI points it elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from migraine_ml.training import Candidate
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+CHAMPION = "champion"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested params as dotted keys, the way `dvc params diff` shows them."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, prefix=f"{name}.")
+        else:
+            flat[name] = str(value)[:500]
+    return flat
+
+
+@contextmanager
+def parent_run(experiment: str, *, params: dict[str, Any], tags: dict[str, str]) -> Iterator:
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name="train", tags=tags) as run:
+        mlflow.log_params(flatten(params))
+        yield run
+
+
+def log_candidate(candidate: Candidate, *, tags: dict[str, str]) -> str:
+    """One nested run per tuned candidate; returns its run id."""
+    with mlflow.start_run(
+        run_name=f"{candidate.task}/{candidate.name}", nested=True, tags=tags
+    ) as run:
+        mlflow.log_params({f"model.{k}": v for k, v in candidate.params.items()})
+        mlflow.log_params(
+            {
+                "task": candidate.task,
+                "model": candidate.name,
+                "scoring": candidate.scoring,
+                "n_iter": candidate.n_iter,
+            }
+        )
+        mlflow.log_metrics(
+            {
+                "cv_mean": candidate.cv_mean,
+                "cv_std": candidate.cv_std,
+                "fit_seconds": candidate.fit_seconds,
+            }
+        )
+        if candidate.notes:
+            mlflow.set_tag("notes", "; ".join(candidate.notes))
+        return run.info.run_id
+
+
+def register_champion(
+    candidate: Candidate,
+    *,
+    run_id: str,
+    registered_name: str,
+    trusted_types: list[str],
+    input_example: pd.DataFrame,
+) -> str:
+    """Log the pipeline under its candidate run, register it, alias it `champion`."""
+    # Served through pyfunc (e.g. `mlflow models serve`), a classifier should
+    # answer with probabilities, not bare labels.
+    is_classifier = candidate.task == "classification"
+    with mlflow.start_run(run_id=run_id, nested=True):
+        info = mlflow.sklearn.log_model(
+            candidate.pipeline,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=trusted_types,
+            input_example=input_example,
+            registered_model_name=registered_name,
+            pyfunc_predict_fn="predict_proba" if is_classifier else "predict",
+        )
+    version = str(info.registered_model_version)
+    MlflowClient().set_registered_model_alias(registered_name, CHAMPION, version)
+    logger.info("registered %s version %s as '%s'", registered_name, version, CHAMPION)
+    return version

@@ -1,0 +1,227 @@
+"""train: tune the model zoo with CV on the train split, save the top two per task."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dvclive import Live
+
+from migraine_ml import persist, tracking
+from migraine_ml.manifest import (
+    RANKS,
+    leaderboard,
+    library_versions,
+    model_entry,
+    model_file,
+)
+from migraine_ml.reference import input_profile, prediction_profile
+from migraine_ml.schema import load_schema
+from migraine_ml.training import (
+    Candidate,
+    class_labels,
+    default_scoring,
+    rank,
+    regression_rows,
+    train_zoo,
+)
+from stages.common import parser, read_params, setup_logging, write_json
+
+logger = logging.getLogger("train")
+
+
+def _git_commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def _progress(candidate: Candidate, position: int, total: int) -> None:
+    logger.info(
+        "%s %d/%d %-20s cv %s=%.4f ± %.4f  (%.1f s)",
+        candidate.task,
+        position,
+        total,
+        candidate.name,
+        candidate.scoring,
+        candidate.cv_mean,
+        candidate.cv_std,
+        candidate.fit_seconds,
+    )
+
+
+def _example(rows: pd.DataFrame, schema) -> pd.DataFrame:
+    """Three input rows with numeric columns as float: clients may send 7.5 for an int."""
+    example = rows[schema.features].head(3).copy()
+    numeric = [c for c in schema.features if schema.columns[c].is_numeric]
+    example[numeric] = example[numeric].astype(float)
+    return example
+
+
+def main() -> None:
+    cli = parser(__doc__)
+    cli.add_argument("--schema", required=True, help="schema YAML")
+    cli.add_argument("--split-dir", required=True, help="raw train rows (parquet)")
+    cli.add_argument("--preprocessor", required=True, help="preprocessor (skops)")
+    cli.add_argument("--builder", required=True, help="feature builder (skops)")
+    cli.add_argument("--models-dir", required=True, help="where the top models go")
+    cli.add_argument("--live-dir", required=True, help="dvclive output directory")
+    cli.add_argument("--registry", required=True, help="MLflow registry record (JSON)")
+    args = cli.parse_args()
+    setup_logging()
+    params = read_params(args.params)
+    config, seed = params["train"], params["seed"]
+    schema = load_schema(args.schema)
+    train_path = Path(args.split_dir) / "train.parquet"
+    train = pd.read_parquet(train_path)
+    steps = [
+        ("preprocess", persist.load(args.preprocessor)),
+        ("features", persist.load(args.builder)),
+    ]
+    groups = train[schema.group] if schema.group else None
+    models_dir = Path(args.models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+
+    tasks = []
+    if schema.classification_target:
+        labels = train[schema.classification_target]
+        classes = class_labels(labels)
+        y = labels.map({c: i for i, c in enumerate(classes)}).astype(int)
+        shares = y.value_counts(normalize=True)
+        weight = config["class_weight"]
+        if weight == "auto":
+            weight = "balanced" if shares.min() < params["validate"]["min_class_share"] else None
+        scoring = config["scoring"]["classification"]
+        if scoring == "auto":
+            scoring = default_scoring("classification", len(classes))
+        tasks.append(("classification", train, y, scoring, weight, classes, config["classifiers"]))
+    if schema.regression_target:
+        rows = train[regression_rows(train, schema)]
+        tasks.append(
+            (
+                "regression",
+                rows,
+                rows[schema.regression_target].astype(float),
+                config["scoring"]["regression"],
+                None,
+                None,
+                config["regressors"],
+            )
+        )
+
+    tags = {"git_commit": _git_commit(), "schema": schema.name}
+    manifest = {
+        "schema": schema.to_dict(),
+        "training_data": {
+            "file": str(train_path),
+            "md5": persist.file_md5(train_path),
+            "rows": len(train),
+        },
+        "libraries": library_versions(),
+        "seed": seed,
+        "models": [],
+        "leaderboard": [],
+    }
+    reference = {"inputs": input_profile(train, schema), "predictions": {}}
+    registry = {}
+    live = Live(args.live_dir, dvcyaml=None, save_dvc_exp=False, report=None)
+    with tracking.parent_run(
+        config["experiment"],
+        params={k: params[k] for k in ("seed", "features", "train")},
+        tags=tags,
+    ):
+        for task, rows, y, scoring, weight, classes, models in tasks:
+            logger.info(
+                "%s: tuning %d models on %d rows (%s, %d-fold CV)",
+                task,
+                len(models),
+                len(rows),
+                scoring,
+                config["cv_folds"],
+            )
+            run_ids = {}
+
+            def done(candidate, position, total, run_ids=run_ids):
+                run_ids[candidate.name] = tracking.log_candidate(candidate, tags=tags)
+                _progress(candidate, position, total)
+
+            ranked = rank(
+                train_zoo(
+                    task,
+                    X=rows[schema.features],
+                    y=y,
+                    groups=rows[schema.group] if groups is not None else None,
+                    steps=steps,
+                    models=models,
+                    seed=seed,
+                    folds=config["cv_folds"],
+                    scoring=scoring,
+                    class_weight=weight,
+                    max_rows=config["max_rows"],
+                    on_done=done,
+                )
+            )
+            manifest["leaderboard"].extend(leaderboard(ranked))
+            for position, candidate in enumerate(ranked[:2]):
+                file = model_file(task, RANKS[position])
+                md5 = persist.save(candidate.pipeline, models_dir / file)
+                if position == 0:
+                    name = f"{schema.name}-{'classifier' if classes else 'regressor'}"
+                    version = tracking.register_champion(
+                        candidate,
+                        run_id=run_ids[candidate.name],
+                        registered_name=name,
+                        trusted_types=persist.trusted_types(models_dir / file),
+                        input_example=_example(rows, schema),
+                    )
+                    registry[task] = {
+                        "name": name,
+                        "version": version,
+                        "alias": tracking.CHAMPION,
+                        "file": file,
+                        "md5": md5,
+                        "tracking_uri": tracking.tracking_uri(),
+                    }
+                    X = rows[schema.features]
+                    scores = (
+                        candidate.pipeline.predict_proba(X)[:, -1]
+                        if classes
+                        else candidate.pipeline.predict(X)
+                    )
+                    reference["predictions"][task] = prediction_profile(np.asarray(scores))
+                manifest["models"].append(
+                    model_entry(
+                        candidate,
+                        rank=RANKS[position],
+                        file=file,
+                        md5=md5,
+                        raw_features=schema.features,
+                        classes=classes,
+                    )
+                )
+            best = ranked[0]
+            live.log_metric(f"{task}/best_cv_{scoring}", round(best.cv_mean, 6), plot=False)
+            live.log_plot(
+                f"leaderboard_{task}",
+                [{"model": c.name, "cv_score": round(c.cv_mean, 6)} for c in ranked],
+                x="cv_score",
+                y="model",
+                template="bar_horizontal",
+                title=f"{task}: cross-validated {scoring}",
+            )
+    live.end()
+    write_json(manifest, models_dir / "manifest.json")
+    write_json(reference, models_dir / "reference.json")
+    # Registry versions depend on the MLflow store, not on the data: kept out of
+    # models/ so equal models keep equal DVC hashes.
+    write_json(registry, args.registry)
+    for entry in manifest["models"]:
+        logger.info(
+            "saved %s %s (%s) -> %s", entry["rank"], entry["name"], entry["task"], entry["file"]
+        )
+
+
+if __name__ == "__main__":
+    main()
