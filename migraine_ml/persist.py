@@ -90,7 +90,7 @@ def trusted_types(path: str | Path) -> list[str]:
 def _is_trusted(type_name: str) -> bool:
     if type_name in TRUSTED_NAMES:
         return True
-    is_class = type_name.rsplit(".", 1)[-1][:1].isupper()
+    is_class = type_name.rsplit(".", 1)[-1].lstrip("_")[:1].isupper()
     return type_name.startswith(TRUSTED_PACKAGES) and is_class
 
 

@@ -14,6 +14,13 @@ import pandas as pd
 
 from migraine_ml.schema import Schema
 
+# Rounded so that last-bit BLAS noise between runs does not change the file's hash.
+DIGITS = 9
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), DIGITS) for v in values]
+
 
 def quantile_edges(values: pd.Series | np.ndarray, *, bins: int = 10) -> list[float]:
     """Inner edges of `bins` quantile bins (duplicates merged for discrete data)."""
@@ -21,7 +28,7 @@ def quantile_edges(values: pd.Series | np.ndarray, *, bins: int = 10) -> list[fl
     if observed.empty:
         return []
     inner = np.quantile(observed, np.linspace(0, 1, bins + 1)[1:-1])
-    return [float(e) for e in np.unique(inner)]
+    return _rounded(np.unique(inner))
 
 
 def bin_shares(values: pd.Series | np.ndarray, edges: list[float]) -> list[float]:
@@ -29,7 +36,7 @@ def bin_shares(values: pd.Series | np.ndarray, edges: list[float]) -> list[float
     observed = pd.Series(values, dtype=float).dropna().to_numpy()
     counts = np.bincount(np.searchsorted(edges, observed, side="left"), minlength=len(edges) + 1)
     total = counts.sum()
-    return [float(c / total) if total else 0.0 for c in counts]
+    return _rounded(c / total if total else 0.0 for c in counts)
 
 
 def value_shares(values: pd.Series) -> dict[str, float]:
@@ -51,7 +58,7 @@ def input_profile(frame: pd.DataFrame, schema: Schema, *, bins: int = 10) -> dic
         if column.is_continuous:
             edges = quantile_edges(values, bins=bins)
             entry |= {"kind": "numeric", "edges": edges, "shares": bin_shares(values, edges)}
-            entry["sample"] = [float(v) for v in _sample(values)]
+            entry["sample"] = _rounded(_sample(values))
         else:
             entry |= {"kind": "categorical", "shares": value_shares(values)}
         profile[name] = entry
@@ -72,6 +79,6 @@ def prediction_profile(scores: np.ndarray, *, bins: int = 10) -> dict[str, Any]:
     return {
         "edges": edges,
         "shares": bin_shares(scores, edges),
-        "mean": float(np.mean(scores)),
-        "sample": [float(v) for v in _sample(pd.Series(scores))],
+        "mean": round(float(np.mean(scores)), DIGITS),
+        "sample": _rounded(_sample(pd.Series(scores))),
     }

@@ -6,10 +6,12 @@ store); MLFLOW_TRACKING_URI points it elsewhere.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -22,6 +24,24 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 CHAMPION = "champion"
+# What a logged pipeline needs to load elsewhere (`mlflow models serve`). Stated,
+# not inferred: inference re-imports the model in a subprocess and costs seconds.
+SERVING_REQUIREMENTS = {
+    "scikit-learn": "sklearn",
+    "skops": "skops",
+    "xgboost-cpu": "xgboost",
+    "lightgbm": "lightgbm",
+    "pandas": "pandas",
+    "numpy": "numpy",
+    "scipy": "scipy",
+}
+
+
+def serving_requirements() -> list[str]:
+    return [
+        f"{dist}=={importlib.import_module(module).__version__}"
+        for dist, module in SERVING_REQUIREMENTS.items()
+    ]
 
 
 def tracking_uri() -> str:
@@ -96,6 +116,9 @@ def register_champion(
             input_example=input_example,
             registered_model_name=registered_name,
             pyfunc_predict_fn="predict_proba" if is_classifier else "predict",
+            pip_requirements=serving_requirements(),
+            # the pipeline's own transformers live in this package
+            code_paths=[str(Path(__file__).resolve().parent)],
         )
     version = str(info.registered_model_version)
     MlflowClient().set_registered_model_alias(registered_name, CHAMPION, version)

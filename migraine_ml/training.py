@@ -52,13 +52,13 @@ class Candidate:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
+        """What the manifest keeps: no timings, so equal models give equal files."""
         return {
             "task": self.task,
             "name": self.name,
             "scoring": self.scoring,
             "cv_mean": round(self.cv_mean, 6),
             "cv_std": round(self.cv_std, 6),
-            "fit_seconds": round(self.fit_seconds, 2),
             "n_iter": self.n_iter,
             "params": self.params,
             "notes": self.notes,

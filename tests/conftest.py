@@ -35,3 +35,18 @@ def clean_cohort() -> pd.DataFrame:
     return generate_cohort(
         rows=300, prevalence=0.35, seed=3, missing_rate=0, duplicate_rate=0, entry_error_rate=0
     ).data
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory) -> str:
+    """One SQLite MLflow store for the whole session: creating one costs seconds."""
+    import os
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous

@@ -1,0 +1,123 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from migraine_ml.features import make_feature_builder
+from migraine_ml.preprocess import drop_unusable_rows, make_preprocessor
+from migraine_ml.training import (
+    class_labels,
+    cv_splitter,
+    default_scoring,
+    rank,
+    regression_rows,
+    train_zoo,
+)
+from migraine_ml.validation import coerce_types
+
+CHEAP = {
+    "logistic_regression": {"n_iter": 2, "space": {"C": {"loguniform": [0.01, 1]}}},
+    "naive_bayes": {},
+    "knn": {"n_iter": 1, "space": {"n_neighbors": [15]}},
+}
+
+
+@pytest.fixture
+def rows(cohort, schema):
+    usable, _ = drop_unusable_rows(coerce_types(cohort, schema), schema)
+    return usable
+
+
+@pytest.fixture
+def steps(schema):
+    return [
+        ("preprocess", make_preprocessor(schema)),
+        ("features", make_feature_builder(n_features=8, selection_score="f_test")),
+    ]
+
+
+def test_zoo_candidates_are_ranked_full_pipelines(rows, schema, steps):
+    seen = []
+    candidates = train_zoo(
+        "classification",
+        X=rows[schema.features],
+        y=rows["migraine_occurrence"].astype(int),
+        groups=None,
+        steps=steps,
+        models=CHEAP,
+        seed=0,
+        folds=3,
+        scoring="roc_auc",
+        max_rows={"knn": 100},
+        on_done=lambda c, i, n: seen.append((c.name, i, n)),
+    )
+    assert seen == [("logistic_regression", 1, 3), ("naive_bayes", 2, 3), ("knn", 3, 3)]
+    ranked = rank(candidates)
+    assert [c.cv_mean for c in ranked] == sorted((c.cv_mean for c in candidates), reverse=True)
+    best = ranked[0]
+    assert 0.5 < best.cv_mean <= 1
+    # a whole pipeline: raw schema columns in, probabilities out, no cache attached
+    assert best.pipeline.memory is None
+    proba = best.pipeline.predict_proba(rows[schema.features].head(5))
+    assert proba.shape == (5, 2)
+    knn = next(c for c in candidates if c.name == "knn")
+    assert "at most 100 rows" in knn.notes[0]
+    assert knn.summary()["notes"] == knn.notes
+    assert candidates[1].n_iter == 1  # nothing to tune: cross-validated once
+
+
+def test_regression_zoo_on_the_conditional_rows(rows, schema, steps):
+    mask = regression_rows(rows, schema)
+    assert (rows.loc[mask, "migraine_occurrence"] == 1).all()
+    assert mask.sum() == (rows["migraine_occurrence"] == 1).sum()
+    steps[1][1].set_params(select__task="regression")
+    candidates = train_zoo(
+        "regression",
+        X=rows.loc[mask, schema.features],
+        y=rows.loc[mask, "migraine_severity"],
+        groups=None,
+        steps=steps,
+        models={"ridge": {"n_iter": 2, "space": {"alpha": [0.1, 10.0]}}, "linear": {}},
+        seed=0,
+        folds=3,
+        scoring="r2",
+    )
+    assert {c.name for c in candidates} == {"ridge", "linear"}
+    assert all(c.scoring == "r2" for c in candidates)
+
+
+def test_unknown_model_names_are_rejected(rows, schema, steps):
+    with pytest.raises(ValueError, match=r"models \['catboost'\] are not in the zoo"):
+        train_zoo(
+            "classification",
+            X=rows[schema.features],
+            y=rows["migraine_occurrence"],
+            groups=None,
+            steps=steps,
+            models={"catboost": {}},
+            seed=0,
+            folds=3,
+            scoring="roc_auc",
+        )
+
+
+def test_group_folds_keep_a_group_together():
+    groups = np.repeat(np.arange(30), 4)
+    y = np.tile([0, 1], 60)
+    X = np.zeros((120, 1))
+    for task in ("classification", "regression"):
+        splitter = cv_splitter(task, folds=3, seed=0, grouped=True)
+        for train_idx, test_idx in splitter.split(X, y, groups=groups):
+            assert set(groups[train_idx]).isdisjoint(groups[test_idx])
+
+
+@pytest.mark.parametrize(
+    ("task", "n_classes", "expected"),
+    [("classification", 2, "roc_auc"), ("classification", 7, "f1_macro"), ("regression", 0, "r2")],
+)
+def test_default_scoring(task, n_classes, expected):
+    assert default_scoring(task, n_classes) == expected
+
+
+def test_class_labels():
+    assert class_labels(pd.Series([1.0, 0.0, 1.0, None])) == [0, 1]
+    assert class_labels(pd.Series(["yes", "no", "no"])) == ["no", "yes"]

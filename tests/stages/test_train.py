@@ -1,0 +1,186 @@
+"""features and train in-process on a small cohort, with a real MLflow store (integration)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from stages import features, generate, preprocess, train
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "schemas" / "migraine.yaml"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, mlflow_uri):
+    """Run generate -> preprocess -> features -> train once for the module."""
+    import yaml
+    from _pytest.monkeypatch import MonkeyPatch
+
+    from tests.stages.conftest import small_params
+
+    work = tmp_path_factory.mktemp("train")
+    params = work / "params.yaml"
+    params.write_text(yaml.safe_dump(small_params()))
+    patch = MonkeyPatch()
+
+    def run(module, *argv):
+        patch.setattr(sys, "argv", [module.__name__, *map(str, argv)])
+        module.main()
+
+    csv = work / "raw.csv"
+    run(generate, "--params", params, "--out", csv, "--oracle", work / "oracle.json")
+    run(
+        preprocess,
+        "--params",
+        params,
+        "--data",
+        csv,
+        "--schema",
+        SCHEMA,
+        "--split-dir",
+        work / "split",
+        "--out-dir",
+        work / "processed",
+        "--preprocessor",
+        work / "processed" / "pre.skops",
+        "--report",
+        work / "pre.json",
+    )
+    run(
+        features,
+        "--params",
+        params,
+        "--schema",
+        SCHEMA,
+        "--in-dir",
+        work / "processed",
+        "--out-dir",
+        work / "features",
+        "--builder",
+        work / "features" / "builder.skops",
+        "--report",
+        work / "features.json",
+    )
+    run(
+        train,
+        "--params",
+        params,
+        "--schema",
+        SCHEMA,
+        "--split-dir",
+        work / "split",
+        "--preprocessor",
+        work / "processed" / "pre.skops",
+        "--builder",
+        work / "features" / "builder.skops",
+        "--models-dir",
+        work / "models",
+        "--live-dir",
+        work / "live",
+        "--registry",
+        work / "live" / "registry.json",
+    )
+    patch.undo()
+    return work
+
+
+def test_features_stage_writes_selected_columns(trained):
+    report = json.loads((trained / "features.json").read_text())
+    assert report["n_features"] == 20
+    columns = pd.read_parquet(trained / "features" / "train.parquet").columns
+    assert list(columns[:20]) == list(report["selected"])
+    assert "migraine_occurrence" in columns
+
+
+def test_top_two_per_task_are_saved_with_a_manifest(trained):
+    manifest = json.loads((trained / "models" / "manifest.json").read_text())
+    saved = [(m["task"], m["rank"]) for m in manifest["models"]]
+    assert saved == [
+        ("classification", "champion"),
+        ("classification", "runner_up"),
+        ("regression", "champion"),
+        ("regression", "runner_up"),
+    ]
+    assert len(manifest["leaderboard"]) == 16
+    board = [e for e in manifest["leaderboard"] if e["task"] == "classification"]
+    assert manifest["models"][0]["name"] == board[0]["name"]
+    assert board[0]["cv_mean"] >= board[1]["cv_mean"]
+    for entry in manifest["models"]:
+        path = trained / "models" / entry["file"]
+        from migraine_ml.persist import file_md5
+
+        assert entry["md5"] == file_md5(path)
+        assert len(entry["raw_features"]) == 23
+        assert 0 < len(entry["model_features"]) <= 20
+    assert manifest["models"][0]["classes"] == [0, 1]
+    assert manifest["training_data"]["rows"] > 0
+    assert {"sklearn", "xgboost", "lightgbm"} <= set(manifest["libraries"])
+    svm = next(e for e in manifest["leaderboard"] if e["name"] == "svm")
+    assert "subsample of at most 300 rows" in svm["notes"][0]
+
+
+def test_reference_holds_inputs_and_predictions(trained):
+    reference = json.loads((trained / "models" / "reference.json").read_text())
+    assert len(reference["inputs"]) == 23
+    assert set(reference["predictions"]) == {"classification", "regression"}
+    shares = reference["predictions"]["classification"]["shares"]
+    assert sum(shares) == pytest.approx(1)
+
+
+def test_mlflow_has_sixteen_child_runs_and_two_champions(trained, mlflow_uri):
+    client = MlflowClient(mlflow_uri)
+    registry = json.loads((trained / "live" / "registry.json").read_text())
+    parents = set()
+    for task, name in (
+        ("classification", "migraine-classifier"),
+        ("regression", "migraine-regressor"),
+    ):
+        version = client.get_model_version_by_alias(name, "champion")
+        assert str(version.version) == registry[task]["version"]
+        champion_run = client.get_run(version.run_id)
+        assert champion_run.data.params["task"] == task
+        parents.add(champion_run.data.tags["mlflow.parentRunId"])
+    (parent_id,) = parents  # both champions come from one training run
+    experiment = client.get_experiment_by_name("migraine")
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert len(children) == 16
+    assert all("cv_mean" in r.data.metrics for r in children)
+    assert client.get_run(parent_id).data.params["train.cv_folds"] == "3"
+
+
+def test_dvclive_metrics_and_leaderboard_plot(trained):
+    metrics = json.loads((trained / "live" / "metrics.json").read_text())
+    assert 0.5 < metrics["classification"]["best_cv_roc_auc"] <= 1
+    plot = json.loads(
+        (trained / "live" / "plots" / "custom" / "leaderboard_classification.json").read_text()
+    )
+    assert len(plot) == 8
+
+
+def test_saved_models_load_in_a_fresh_process_on_raw_csv_rows(trained):
+    """No import of stages/: the models stand alone on raw schema columns."""
+    script = f"""
+import json, sys, pandas as pd
+from migraine_ml import persist
+rows = pd.read_csv({str(trained / "raw.csv")!r}).head(5)
+model = persist.load({str(trained / "models" / "classifier-champion.skops")!r})
+severity = persist.load({str(trained / "models" / "regressor-champion.skops")!r})
+assert not any(m.startswith('stages') for m in sys.modules), 'stages imported'
+print(json.dumps({{"proba": model.predict_proba(rows).tolist(),
+                  "severity": severity.predict(rows).tolist()}}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=trained, check=True
+    )
+    out = json.loads(result.stdout)
+    assert len(out["proba"]) == 5
+    assert all(abs(sum(p) - 1) < 1e-9 for p in out["proba"])
+    assert all(1 <= s <= 10 for s in out["severity"])
