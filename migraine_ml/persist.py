@@ -19,7 +19,7 @@ from typing import Any
 import skops.io as sio
 
 TRUSTED_PACKAGES = ("migraine_ml.", "sklearn.", "numpy.", "scipy.", "xgboost.", "lightgbm.")
-TRUSTED_NAMES = frozenset({"numpy.dtype", "numpy.ndarray"})
+TRUSTED_NAMES = frozenset({"numpy.dtype", "numpy.ndarray", "collections.OrderedDict"})
 
 
 class UntrustedModelError(RuntimeError):
@@ -47,6 +47,7 @@ def _canonical(archive: bytes) -> bytes:
         members = {info.filename: source.read(info) for info in source.infolist()}
         compression = source.infolist()[0].compress_type
     renumbered: dict[int, int] = {}
+    renamed: dict[str, str] = {}  # member files (.npy arrays, .bin boosters, ...)
 
     def walk(node: object) -> object:
         if isinstance(node, dict):
@@ -54,9 +55,9 @@ def _canonical(archive: bytes) -> bytes:
             for key, value in node.items():
                 if key == "__id__" and isinstance(value, int):
                     value = renumbered.setdefault(value, len(renumbered))
-                elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
-                    old = int(value.removesuffix(".npy"))
-                    value = f"{renumbered.setdefault(old, len(renumbered))}.npy"
+                elif key == "file" and isinstance(value, str) and value in members:
+                    suffix = Path(value).suffix
+                    value = renamed.setdefault(value, f"{len(renamed):06d}{suffix}")
                 out[key] = walk(value)
             return out
         if isinstance(node, list):
@@ -64,10 +65,10 @@ def _canonical(archive: bytes) -> bytes:
         return node
 
     schema = walk(schema)
-    files = {}
-    for name, content in members.items():
-        if name.endswith(".npy"):
-            files[f"{renumbered[int(name.removesuffix('.npy'))]}.npy"] = content
+    unreferenced = set(members) - set(renamed) - {"schema.json"}
+    if unreferenced:
+        raise ValueError(f"skops archive has files the schema does not name: {unreferenced}")
+    files = {renamed[name]: content for name, content in members.items() if name in renamed}
     files["schema.json"] = json.dumps(schema, indent=2).encode()
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=compression) as target:

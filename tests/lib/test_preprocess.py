@@ -189,3 +189,18 @@ def test_equal_models_give_byte_identical_files(tmp_path, usable, schema):
     first = make_preprocessor(schema).fit(usable[schema.features])
     second = make_preprocessor(schema).fit(usable[schema.features])
     assert persist.save(first, tmp_path / "a.skops") == persist.save(second, tmp_path / "b.skops")
+
+
+@pytest.mark.parametrize("model", ["xgboost", "lightgbm", "svm"])
+def test_boosters_and_wrappers_survive_the_canonical_archive(tmp_path, usable, schema, model):
+    """Pins the bug where an XGBoost booster (a .bin member) was dropped from the file."""
+    from migraine_ml.models import model_zoo
+
+    X = make_preprocessor(schema).fit_transform(usable[schema.features])
+    y = usable["migraine_occurrence"].astype(int)
+    fitted = model_zoo("classification", seed=0)[model].fit(X, y)
+    first = persist.save(fitted, tmp_path / "a.skops")
+    loaded = persist.load(tmp_path / "a.skops")
+    np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
+    refitted = model_zoo("classification", seed=0)[model].fit(X, y)
+    assert persist.save(refitted, tmp_path / "b.skops") == first

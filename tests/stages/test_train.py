@@ -171,16 +171,19 @@ def test_saved_models_load_in_a_fresh_process_on_raw_csv_rows(trained):
 import json, sys, pandas as pd
 from migraine_ml import persist
 rows = pd.read_csv({str(trained / "raw.csv")!r}).head(5)
-model = persist.load({str(trained / "models" / "classifier-champion.skops")!r})
-severity = persist.load({str(trained / "models" / "regressor-champion.skops")!r})
-assert not any(m.startswith('stages') for m in sys.modules), 'stages imported'
-print(json.dumps({{"proba": model.predict_proba(rows).tolist(),
-                  "severity": severity.predict(rows).tolist()}}))
+out = {{"proba": [], "severity": []}}
+for rank in ("champion", "runner_up"):
+    classifier = persist.load(f"models/classifier-{{rank}}.skops")
+    regressor = persist.load(f"models/regressor-{{rank}}.skops")
+    out["proba"] += classifier.predict_proba(rows).tolist()
+    out["severity"] += regressor.predict(rows).tolist()
+assert not any(m.startswith("stages") for m in sys.modules), "stages imported"
+print(json.dumps(out))
 """
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=trained, check=True
     )
     out = json.loads(result.stdout)
-    assert len(out["proba"]) == 5
+    assert len(out["proba"]) == 10  # five rows, champion and runner-up
     assert all(abs(sum(p) - 1) < 1e-9 for p in out["proba"])
     assert all(1 <= s <= 10 for s in out["severity"])

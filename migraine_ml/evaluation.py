@@ -1,0 +1,336 @@
+"""Evaluation on the held-out test split: metrics, baselines, intervals, fit diagnosis, gate.
+
+A score means little alone: accuracy 0.80 on data that is 80 % one class is no
+skill. So every metric stands next to a dummy baseline fitted on the same
+train rows, the oracle ceiling when the data is the generated cohort, and a
+bootstrap confidence interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+)
+
+OVERFITTING = "OVERFITTING"
+UNDERFITTING = "UNDERFITTING"
+GOOD_FIT = "GOOD FIT"
+
+RECOMMENDATIONS = {
+    OVERFITTING: [
+        "reduce model complexity (shallower trees, fewer leaves, fewer estimators)",
+        "regularise more (larger L2 / alpha, min_samples_leaf, subsampling)",
+        "collect more data",
+        "select fewer features (features.n_features)",
+    ],
+    UNDERFITTING: [
+        "increase model complexity (deeper trees, more estimators, a kernel)",
+        "add more or better features (interactions, health indices, domain knowledge)",
+        "train longer / search wider (train.*.n_iter, larger search spaces)",
+    ],
+    GOOD_FIT: [],
+}
+
+# Higher is better for every metric except these.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+
+
+def brier_score(y: np.ndarray, proba: np.ndarray) -> float:
+    """Mean squared distance of the class-probability vector from the one-hot truth.
+
+    For two classes this is twice sklearn's binary Brier score, so report the
+    binary convention (the positive column only) there.
+    """
+    n_classes = proba.shape[1]
+    if n_classes == 2:
+        return float(np.mean((proba[:, 1] - y) ** 2))
+    onehot = np.eye(n_classes)[y]
+    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+
+def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """All classification metrics from integer labels 0..k-1 and class probabilities."""
+    y = np.asarray(y)
+    n_classes = proba.shape[1]
+    predicted = proba.argmax(axis=1)
+    binary = n_classes == 2
+    average = "binary" if binary else "macro"
+    present = np.unique(y)
+    if len(present) < 2:
+        roc_auc = float("nan")  # undefined with one class (tiny bootstrap resamples)
+    elif binary:
+        roc_auc = roc_auc_score(y, proba[:, 1])
+    else:
+        roc_auc = roc_auc_score(
+            y, proba, multi_class="ovr", average="macro", labels=np.arange(n_classes)
+        )
+    return {
+        "accuracy": accuracy_score(y, predicted),
+        "balanced_accuracy": balanced_accuracy_score(y, predicted),
+        "precision": precision_score(
+            y,
+            predicted,
+            average=average,
+            zero_division=0,
+            labels=np.arange(n_classes) if not binary else None,
+        ),
+        "recall": recall_score(
+            y,
+            predicted,
+            average=average,
+            zero_division=0,
+            labels=np.arange(n_classes) if not binary else None,
+        ),
+        "f1": f1_score(
+            y,
+            predicted,
+            average=average,
+            zero_division=0,
+            labels=np.arange(n_classes) if not binary else None,
+        ),
+        "roc_auc": roc_auc,
+        "log_loss": log_loss(y, np.clip(proba, 1e-15, 1), labels=np.arange(n_classes)),
+        "brier": brier_score(y, proba),
+    }
+
+
+def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    y, predicted = np.asarray(y, dtype=float), np.asarray(predicted, dtype=float)
+    return {
+        "r2": r2_score(y, predicted),
+        "rmse": float(np.sqrt(np.mean((y - predicted) ** 2))),
+        "mae": mean_absolute_error(y, predicted),
+    }
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+
+def bootstrap(
+    metric_fn: Callable[[np.ndarray], dict[str, float]],
+    n_rows: int,
+    *,
+    resamples: int,
+    seed: int,
+    confidence: float = 0.95,
+) -> dict[str, Interval]:
+    """Percentile intervals of every metric over row resamples (with replacement).
+
+    `metric_fn(indices)` computes the metrics on the rows at `indices`.
+    """
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        for name, value in metric_fn(rng.integers(0, n_rows, n_rows)).items():
+            draws.setdefault(name, []).append(value)
+    tail = (1 - confidence) / 2 * 100
+    return {
+        name: Interval(*np.nanpercentile(values, [tail, 100 - tail]).tolist())
+        for name, values in draws.items()
+    }
+
+
+def paired_difference(
+    first: Callable[[np.ndarray], float],
+    second: Callable[[np.ndarray], float],
+    n_rows: int,
+    *,
+    resamples: int,
+    seed: int,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """Bootstrap of first - second on the same resampled rows (a paired comparison)."""
+    rng = np.random.default_rng(seed)
+    full = np.arange(n_rows)
+    differences = []
+    for _ in range(resamples):
+        rows = rng.integers(0, n_rows, n_rows)
+        differences.append(first(rows) - second(rows))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(differences, [tail, 100 - tail])
+    return {
+        "difference": float(first(full) - second(full)),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "share_not_better": float(np.mean(np.asarray(differences) <= 0)),
+    }
+
+
+def diagnose(
+    *,
+    train_score: float,
+    test_score: float,
+    dummy_score: float,
+    higher_is_better: bool = True,
+    overfit_gap: float = 0.10,
+    underfit_floor: float = 0.70,
+    margin: float = 0.0,
+    ceiling: float | None = None,
+    ceiling_tolerance: float = 0.05,
+) -> dict[str, Any]:
+    """OVERFITTING, UNDERFITTING or GOOD FIT from train vs test and the baseline.
+
+    A score under the floor is not called underfitting when the known ceiling
+    (the true model's score) is itself that low: the noise in the data, not the
+    model, limits it then, and the reasons say so.
+    """
+    sign = 1 if higher_is_better else -1
+    gap = sign * (train_score - test_score)
+    lift = sign * (test_score - dummy_score)
+    reasons = []
+    if gap > overfit_gap:
+        verdict = OVERFITTING
+        reasons.append(
+            f"train {train_score:.3f} vs test {test_score:.3f}: gap {gap:.3f} > {overfit_gap}"
+        )
+    else:
+        verdict = GOOD_FIT
+        near_ceiling = ceiling is not None and sign * (ceiling - test_score) <= ceiling_tolerance
+        if lift <= margin:
+            verdict = UNDERFITTING
+            reasons.append(
+                f"test {test_score:.3f} is not clearly above the dummy baseline "
+                f"{dummy_score:.3f} (margin {margin})"
+            )
+        elif sign * (test_score - underfit_floor) < 0:
+            if near_ceiling:
+                reasons.append(
+                    f"test {test_score:.3f} is under the floor {underfit_floor} but "
+                    f"within {ceiling_tolerance} of the ceiling {ceiling:.3f}: the "
+                    "data's noise, not the model, limits the score"
+                )
+            else:
+                verdict = UNDERFITTING
+                reasons.append(f"test {test_score:.3f} is under the floor {underfit_floor}")
+    return {
+        "verdict": verdict,
+        "train": train_score,
+        "test": test_score,
+        "gap": gap,
+        "lift_over_dummy": lift,
+        "reasons": reasons,
+        "recommendations": RECOMMENDATIONS[verdict],
+    }
+
+
+def quality_gate(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pass only if every task's champion beats its baseline by the margin and is not
+    flagged OVERFITTING."""
+    failures = []
+    for check in checks:
+        if check["lift_over_dummy"] <= check["margin"]:
+            failures.append(
+                f"{check['task']} champion {check['model']}: {check['metric']} "
+                f"{check['test']:.4f} does not beat the dummy baseline {check['dummy']:.4f} "
+                f"by more than {check['margin']}"
+            )
+        if check["verdict"] == OVERFITTING:
+            failures.append(f"{check['task']} champion {check['model']} is OVERFITTING")
+    return {"passed": not failures, "failures": failures, "checks": checks}
+
+
+def _rounded(values: dict[str, float], digits: int = 6) -> dict[str, float]:
+    return {k: round(float(v), digits) for k, v in values.items()}
+
+
+def score_with_intervals(
+    metric_fn: Callable[[np.ndarray], dict[str, float]],
+    n_rows: int,
+    *,
+    resamples: int,
+    seed: int,
+    confidence: float,
+) -> dict[str, float]:
+    """Each metric with `<name>_ci_low` / `<name>_ci_high` beside it (flat, for dvc)."""
+    point = metric_fn(np.arange(n_rows))
+    intervals = bootstrap(metric_fn, n_rows, resamples=resamples, seed=seed, confidence=confidence)
+    flat = {}
+    for name, value in point.items():
+        flat[name] = value
+        flat[f"{name}_ci_low"] = intervals[name].low
+        flat[f"{name}_ci_high"] = intervals[name].high
+    return _rounded(flat)
+
+
+def evaluate_task(
+    *,
+    task: str,
+    primary: str,
+    models: dict[str, Any],
+    dummy: Any,
+    X_train: Any,
+    y_train: np.ndarray,
+    X_test: Any,
+    y_test: np.ndarray,
+    resamples: int,
+    seed: int,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Metrics with intervals for each model and the dummy, train scores, paired comparison.
+
+    Args:
+        models: rank ("champion", "runner_up") -> fitted pipeline.
+        dummy: the baseline, already fitted on the train rows.
+    """
+    classification = task == "classification"
+
+    def outputs(model, X):
+        return model.predict_proba(X) if classification else model.predict(X)
+
+    def metrics_of(y, out):
+        return classification_metrics(y, out) if classification else regression_metrics(y, out)
+
+    y_test = np.asarray(y_test)
+    test_out = {rank: outputs(model, X_test) for rank, model in {**models, "dummy": dummy}.items()}
+    scores = {
+        rank: score_with_intervals(
+            lambda rows, out=out: metrics_of(y_test[rows], out[rows]),
+            len(y_test),
+            resamples=resamples,
+            seed=seed,
+            confidence=confidence,
+        )
+        for rank, out in test_out.items()
+    }
+    train_scores = {
+        rank: _rounded(metrics_of(np.asarray(y_train), outputs(model, X_train)))
+        for rank, model in {**models, "dummy": dummy}.items()
+    }
+    comparison = None
+    if "runner_up" in models:
+
+        def primary_of(rank):
+            return lambda rows: metrics_of(y_test[rows], test_out[rank][rows])[primary]
+
+        comparison = _rounded(
+            paired_difference(
+                primary_of("champion"),
+                primary_of("runner_up"),
+                len(y_test),
+                resamples=resamples,
+                seed=seed,
+                confidence=confidence,
+            )
+        )
+    return {
+        "test": scores,
+        "train": train_scores,
+        "champion_vs_runner_up": comparison,
+        "outputs": test_out,
+    }
