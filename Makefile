@@ -13,12 +13,14 @@ export DO_NOT_TRACK := true
 # Stage commands in dvc.yaml call `python`; mlflow finds `uvicorn` on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup repro test lint format clean distclean
+.PHONY: help setup repro test lint format gate bench clean distclean
 
 help:
 	@echo "make setup   create $(VENV) and install the pinned dependencies"
 	@echo "make repro   run the DVC pipeline (dvc repro) on params.yaml's dataset"
 	@echo "make test    lint, format check, and the whole test suite with coverage"
+	@echo "make gate    exit non-zero unless reports/gate.json passed (for CI)"
+	@echo "make bench   benchmarks under bench/ (results in reports/bench/)"
 	@echo "make lint    ruff check + ruff format --check"
 	@echo "make format  ruff format + ruff check --fix"
 	@echo "make clean   remove caches and test leftovers (keeps $(VENV) and DVC outputs)"
@@ -34,6 +36,12 @@ $(STAMP): requirements.lock pyproject.toml
 
 repro: setup
 	$(BIN)/dvc repro
+
+gate: setup
+	$(BIN)/python -m stages.gate --gate reports/gate.json
+
+bench: setup
+	$(BIN)/python bench/train_time.py --runs 3
 
 lint: setup
 	$(BIN)/ruff check .

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -61,10 +62,48 @@ def brier_score(y: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
 
 
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """The binary metrics in plain numpy: the bootstrap calls this thousands of times
+    and scikit-learn's input checks would cost more than the arithmetic. Tests hold
+    it equal to scikit-learn's."""
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    predicted = p > 0.5  # argmax of [1 - p, p]: a tie goes to class 0
+    positives = y == 1
+    n_pos = int(positives.sum())
+    n_neg = len(y) - n_pos
+    tp = int(np.sum(predicted & positives))
+    fp = int(np.sum(predicted & ~positives))
+    fn = n_pos - tp
+    tn = n_neg - fp
+    recall = tp / n_pos if n_pos else 0.0
+    specificity = tn / n_neg if n_neg else 0.0
+    if n_pos and n_neg:
+        ranks = rankdata(p)  # Mann-Whitney U with tied ranks averaged
+        roc_auc = (ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    else:
+        roc_auc = float("nan")  # undefined with one class (tiny bootstrap resamples)
+    # with one class present, balanced accuracy is that class's recall
+    balanced = (recall + specificity) / 2 if n_pos and n_neg else (recall or specificity)
+    clipped = np.clip(p, 1e-15, 1 - 1e-15)
+    return {
+        "accuracy": (tp + tn) / len(y),
+        "balanced_accuracy": balanced,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": recall,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "roc_auc": float(roc_auc),
+        "log_loss": float(-np.mean(np.where(positives, np.log(clipped), np.log(1 - clipped)))),
+        "brier": float(np.mean((p - y) ** 2)),
+    }
+
+
 def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """All classification metrics from integer labels 0..k-1 and class probabilities."""
     y = np.asarray(y)
     n_classes = proba.shape[1]
+    if n_classes == 2:
+        return binary_metrics(y, proba[:, 1])
     predicted = proba.argmax(axis=1)
     binary = n_classes == 2
     average = "binary" if binary else "macro"

@@ -80,6 +80,15 @@ def class_labels(labels: pd.Series) -> list[Any]:
     return [str(v) for v in values]
 
 
+def encode_labels(labels: pd.Series, classes: list[Any]) -> pd.Series:
+    """Class labels as codes 0..k-1 in the order of `classes` (1.0 matches class 1)."""
+    codes = labels.map({c: i for i, c in enumerate(classes)})
+    if codes.isna().any():
+        unknown = sorted(map(str, labels[codes.isna()].unique()))
+        raise ValueError(f"labels {unknown} are not among the classes {classes}")
+    return codes.astype(int)
+
+
 def regression_rows(frame: pd.DataFrame, schema: Schema) -> pd.Series:
     """Rows where the regression target is defined (its schema condition holds)."""
     target = schema.regression_target

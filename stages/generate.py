@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from migraine_ml import persist
 from migraine_ml.synthetic import generate_cohort, oracle_scores
 from stages.common import parser, read_params, setup_logging, write_json
 
@@ -21,7 +22,8 @@ def main() -> None:
     cohort = generate_cohort(seed=params["seed"], **params["data"]["synthetic"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     cohort.data.to_csv(args.out, index=False, lineterminator="\n")
-    oracle = oracle_scores(cohort)
+    # The oracle describes this exact file: evaluate compares hashes before using it.
+    oracle = oracle_scores(cohort) | {"data_md5": persist.file_md5(args.out)}
     write_json(oracle, args.oracle)
     logger.info(
         "%d rows -> %s; oracle roc_auc=%.3f severity_r2=%.3f",

@@ -24,6 +24,7 @@ from migraine_ml.training import (
     Candidate,
     class_labels,
     default_scoring,
+    encode_labels,
     rank,
     regression_rows,
     train_zoo,
@@ -88,7 +89,7 @@ def main() -> None:
     if schema.classification_target:
         labels = train[schema.classification_target]
         classes = class_labels(labels)
-        y = labels.map({c: i for i, c in enumerate(classes)}).astype(int)
+        y = encode_labels(labels, classes)
         shares = y.value_counts(normalize=True)
         weight = config["class_weight"]
         if weight == "auto":

@@ -35,6 +35,7 @@ def small_params(*, reduced_zoo: bool = False, **data_overrides) -> dict:
             if config.get("space"):
                 config["n_iter"] = 1
     params["train"]["max_rows"] = {"svm": 300, "knn": 300}
+    params["evaluate"]["bootstrap_resamples"] = 200
     if reduced_zoo:
         for task, keep in REDUCED_ZOO.items():
             params["train"][task] = {k: params["train"][task][k] for k in keep}
@@ -100,3 +101,120 @@ def pipeline_repo(tmp_path: Path) -> Path:
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)
     return repo
+
+
+SCHEMA = ROOT / "schemas" / "migraine.yaml"
+
+
+def _run_in_process(patch, module, *argv) -> None:
+    patch.setattr(sys, "argv", [module.__name__, *map(str, argv)])
+    module.main()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, mlflow_uri) -> Path:
+    """generate -> preprocess -> features -> train, in-process, once per session."""
+    from stages import features, generate, preprocess, train
+
+    work = tmp_path_factory.mktemp("pipeline")
+    params = work / "params.yaml"
+    params.write_text(yaml.safe_dump(small_params()))
+    csv = work / "raw.csv"
+    with pytest.MonkeyPatch.context() as patch:
+        _run_in_process(
+            patch, generate, "--params", params, "--out", csv, "--oracle", work / "oracle.json"
+        )
+        _run_in_process(
+            patch,
+            preprocess,
+            "--params",
+            params,
+            "--data",
+            csv,
+            "--schema",
+            SCHEMA,
+            "--split-dir",
+            work / "split",
+            "--out-dir",
+            work / "processed",
+            "--preprocessor",
+            work / "processed" / "pre.skops",
+            "--report",
+            work / "pre.json",
+        )
+        _run_in_process(
+            patch,
+            features,
+            "--params",
+            params,
+            "--schema",
+            SCHEMA,
+            "--in-dir",
+            work / "processed",
+            "--out-dir",
+            work / "features",
+            "--builder",
+            work / "features" / "builder.skops",
+            "--report",
+            work / "features.json",
+        )
+        _run_in_process(
+            patch,
+            train,
+            "--params",
+            params,
+            "--schema",
+            SCHEMA,
+            "--split-dir",
+            work / "split",
+            "--preprocessor",
+            work / "processed" / "pre.skops",
+            "--builder",
+            work / "features" / "builder.skops",
+            "--models-dir",
+            work / "models",
+            "--live-dir",
+            work / "live",
+            "--registry",
+            work / "live" / "registry.json",
+        )
+    return work
+
+
+def run_evaluate(work: Path, *, data: Path, out: Path) -> None:
+    from stages import evaluate
+
+    with pytest.MonkeyPatch.context() as patch:
+        _run_in_process(
+            patch,
+            evaluate,
+            "--params",
+            work / "params.yaml",
+            "--schema",
+            SCHEMA,
+            "--data",
+            data,
+            "--split-dir",
+            work / "split",
+            "--models-dir",
+            work / "models",
+            "--oracle",
+            work / "oracle.json",
+            "--metrics",
+            out / "metrics.json",
+            "--details",
+            out / "evaluation.json",
+            "--gate",
+            out / "gate.json",
+            "--html",
+            out / "evaluation.html",
+            "--live-dir",
+            out / "live",
+        )
+
+
+@pytest.fixture(scope="session")
+def evaluated(trained) -> Path:
+    out = trained / "evaluation"
+    run_evaluate(trained, data=trained / "raw.csv", out=out)
+    return out

@@ -24,7 +24,7 @@ def _set(repo, path: str, value) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-ALL = ["generate", "validate", "preprocess", "features", "train"]
+ALL = ["generate", "validate", "preprocess", "features", "train", "evaluate"]
 
 
 def test_repro_caches_and_reruns_only_what_changed(pipeline_repo):
@@ -34,25 +34,30 @@ def test_repro_caches_and_reruns_only_what_changed(pipeline_repo):
     assert json.loads((repo / "reports" / "validation.json").read_text())["passed"]
     assert (repo / "models" / "manifest.json").exists()
     lock = (repo / "dvc.lock").read_text()
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
 
     again = dvc(repo, "repro")
     assert _ran(again.stdout) == []
     assert "Data and pipelines are up to date" in again.stdout
 
+    _set(repo, "evaluate.overfit_gap", 0.2)
+    assert _ran(dvc(repo, "repro").stdout) == ["evaluate"]
+
     _set(repo, "train.cv_folds", 2)
-    assert _ran(dvc(repo, "repro").stdout) == ["train"]
+    assert _ran(dvc(repo, "repro").stdout) == ["train", "evaluate"]
 
     _set(repo, "features.n_features", 15)
-    assert _ran(dvc(repo, "repro").stdout) == ["features", "train"]
+    assert _ran(dvc(repo, "repro").stdout) == ["features", "train", "evaluate"]
 
     _set(repo, "preprocess.test_size", 0.25)
-    assert _ran(dvc(repo, "repro").stdout) == ["preprocess", "features", "train"]
+    assert _ran(dvc(repo, "repro").stdout) == ["preprocess", "features", "train", "evaluate"]
 
     _set(repo, "data.synthetic.rows", 500)
     assert _ran(dvc(repo, "repro").stdout) == ALL
 
     # back to the first params: the same data, models and reports, hash for hash
     for key, value in (
+        ("evaluate.overfit_gap", 0.1),
         ("train.cv_folds", 3),
         ("features.n_features", 20),
         ("preprocess.test_size", 0.2),
@@ -60,22 +65,27 @@ def test_repro_caches_and_reruns_only_what_changed(pipeline_repo):
     ):
         _set(repo, key, value)
     dvc(repo, "repro")
+    assert json.loads((repo / "reports" / "metrics.json").read_text()) == metrics
     assert _without_registry(repo / "dvc.lock") == _without_registry(lock)
 
 
-def _without_registry(lock) -> dict:
-    """dvc.lock minus the MLflow registry record, whose version numbers count up."""
+def _without_registry(lock) -> dict[str, str]:
+    """Every output's hash from dvc.lock, minus the MLflow registry record (its version
+    numbers count up with each training run)."""
     text = lock.read_text() if hasattr(lock, "read_text") else lock
-    stages = yaml.safe_load(text)["stages"]
-    outs = stages["train"]["outs"]
-    stages["train"]["outs"] = [o for o in outs if not o["path"].endswith("registry.json")]
-    return stages
+    hashes = {}
+    for stage in yaml.safe_load(text)["stages"].values():
+        for out in stage.get("outs", []):
+            if not out["path"].endswith("registry.json"):
+                hashes[out["path"]] = out["md5"]
+    return hashes
 
 
 def test_failing_validation_stops_the_pipeline(pipeline_repo):
     repo = pipeline_repo
     dvc(repo, "repro")
     lock = (repo / "dvc.lock").read_text()
+    report = (repo / "reports" / "evaluation.html").read_text()
     bad = repo / "data" / "bad.csv"
     text = (repo / "data" / "raw" / "synthetic.csv").read_text().splitlines()
     header = text[0].split(",")
@@ -90,3 +100,5 @@ def test_failing_validation_stops_the_pipeline(pipeline_repo):
     # the last good run is untouched in dvc.lock and its outputs are recoverable
     assert (repo / "dvc.lock").read_text() == lock
     assert (repo / "data" / "processed" / "train.parquet").exists()
+    assert (repo / "models" / "manifest.json").exists()
+    assert (repo / "reports" / "evaluation.html").read_text() == report

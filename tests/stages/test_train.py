@@ -3,92 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from stages import features, generate, preprocess, train
-
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "schemas" / "migraine.yaml"
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, mlflow_uri):
-    """Run generate -> preprocess -> features -> train once for the module."""
-    import yaml
-    from _pytest.monkeypatch import MonkeyPatch
-
-    from tests.stages.conftest import small_params
-
-    work = tmp_path_factory.mktemp("train")
-    params = work / "params.yaml"
-    params.write_text(yaml.safe_dump(small_params()))
-    patch = MonkeyPatch()
-
-    def run(module, *argv):
-        patch.setattr(sys, "argv", [module.__name__, *map(str, argv)])
-        module.main()
-
-    csv = work / "raw.csv"
-    run(generate, "--params", params, "--out", csv, "--oracle", work / "oracle.json")
-    run(
-        preprocess,
-        "--params",
-        params,
-        "--data",
-        csv,
-        "--schema",
-        SCHEMA,
-        "--split-dir",
-        work / "split",
-        "--out-dir",
-        work / "processed",
-        "--preprocessor",
-        work / "processed" / "pre.skops",
-        "--report",
-        work / "pre.json",
-    )
-    run(
-        features,
-        "--params",
-        params,
-        "--schema",
-        SCHEMA,
-        "--in-dir",
-        work / "processed",
-        "--out-dir",
-        work / "features",
-        "--builder",
-        work / "features" / "builder.skops",
-        "--report",
-        work / "features.json",
-    )
-    run(
-        train,
-        "--params",
-        params,
-        "--schema",
-        SCHEMA,
-        "--split-dir",
-        work / "split",
-        "--preprocessor",
-        work / "processed" / "pre.skops",
-        "--builder",
-        work / "features" / "builder.skops",
-        "--models-dir",
-        work / "models",
-        "--live-dir",
-        work / "live",
-        "--registry",
-        work / "live" / "registry.json",
-    )
-    patch.undo()
-    return work
 
 
 def test_features_stage_writes_selected_columns(trained):
