@@ -13,12 +13,13 @@ export DO_NOT_TRACK := true
 # Stage commands in dvc.yaml call `python`; mlflow finds `uvicorn` on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup repro test lint format gate bench clean distclean
+.PHONY: help setup repro test lint format gate bench serve clean distclean
 
 help:
 	@echo "make setup   create $(VENV) and install the pinned dependencies"
 	@echo "make repro   run the DVC pipeline (dvc repro) on params.yaml's dataset"
 	@echo "make test    lint, format check, and the whole test suite with coverage"
+	@echo "make serve   gunicorn on \$$PORT (default 8000) serving models/ (after make repro)"
 	@echo "make gate    exit non-zero unless reports/gate.json passed (for CI)"
 	@echo "make bench   benchmarks under bench/ (results in reports/bench/)"
 	@echo "make lint    ruff check + ruff format --check"
@@ -36,6 +37,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 repro: setup
 	$(BIN)/dvc repro
+
+PORT ?= 8000
+serve: setup
+	PORT=$(PORT) $(BIN)/gunicorn -c app/gunicorn.conf.py 'app:create_app()'
 
 gate: setup
 	$(BIN)/python -m stages.gate --gate reports/gate.json

@@ -11,6 +11,7 @@ import pandas as pd
 from dvclive import Live
 
 from migraine_ml import persist, tracking
+from migraine_ml.fastpath import parity
 from migraine_ml.manifest import (
     RANKS,
     leaderboard,
@@ -127,6 +128,10 @@ def main() -> None:
     }
     reference = {"inputs": input_profile(train, schema), "predictions": {}}
     registry = {}
+    # The service's numpy fast path is used only for models that match the
+    # scikit-learn pipeline on the test split's inputs (no labels are read).
+    parity_rows = pd.read_parquet(Path(args.split_dir) / "test.parquet")
+    fast_path = {}
     live = Live(args.live_dir, dvcyaml=None, save_dvc_exp=False, report=None)
     with tracking.parent_run(
         config["experiment"],
@@ -168,6 +173,7 @@ def main() -> None:
             for position, candidate in enumerate(ranked[:2]):
                 file = model_file(task, RANKS[position])
                 md5 = persist.save(candidate.pipeline, models_dir / file)
+                fast_path[file] = parity(candidate.pipeline, parity_rows, schema.features)
                 if position == 0:
                     name = f"{schema.name}-{'classifier' if classes else 'regressor'}"
                     version = tracking.register_champion(
@@ -215,6 +221,7 @@ def main() -> None:
     live.end()
     write_json(manifest, models_dir / "manifest.json")
     write_json(reference, models_dir / "reference.json")
+    write_json(fast_path, models_dir / "fastpath.json")
     # Registry versions depend on the MLflow store, not on the data: kept out of
     # models/ so equal models keep equal DVC hashes.
     write_json(registry, args.registry)

@@ -1,0 +1,60 @@
+"""The prediction service: `create_app()` for gunicorn ('app:create_app()') and tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from app import errors, metrics, security
+from app.model_store import ModelStore
+from app.prediction_log import PredictionLog
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(
+        MODELS_DIR=str(ROOT / "models"),
+        DVC_LOCK=str(ROOT / "dvc.lock"),
+        VERIFY_MODELS=True,  # refuse models whose hash does not match dvc.lock
+        FAST_PATH=True,  # numpy fast path where training recorded parity
+        MAX_BATCH=1000,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # bytes; larger bodies get 413
+        PREDICTION_LOG=str(ROOT / "data" / "predictions.db"),
+        API_KEYS="",  # comma-separated; empty = no authentication (local use)
+        RATELIMIT_ENABLED=False,
+        RATELIMIT_DEFAULT="50 per second",
+        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_HEADERS_ENABLED=True,  # Retry-After on 429
+    )
+    if test_config is None:
+        # deployment: MIGRAINE_MODELS_DIR=..., MIGRAINE_RATELIMIT_ENABLED=true, ...
+        app.config.from_prefixed_env("MIGRAINE")
+        app.config["API_KEYS"] = os.environ.get("API_KEYS", app.config["API_KEYS"])
+    else:
+        app.config.update(test_config)
+
+    store = ModelStore(
+        Path(app.config["MODELS_DIR"]),
+        Path(app.config["DVC_LOCK"]),
+        verify=app.config["VERIFY_MODELS"],
+    ).load(fast_path=app.config["FAST_PATH"])
+    app.extensions["model_store"] = store
+    app.extensions["prediction_log"] = PredictionLog(app.config["PREDICTION_LOG"])
+
+    errors.init_app(app)
+    security.init_app(app)
+    metrics.init_app(app)
+
+    from app.health import bp as health_bp
+    from app.monitoring import bp as monitoring_bp
+    from app.predict import bp as predict_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(predict_bp)
+    app.register_blueprint(monitoring_bp)
+    security.exempt_public(app)
+    return app

@@ -1,0 +1,34 @@
+"""What is being served: /model and /openapi.json (/metrics comes from the exporter)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify
+
+from app.openapi import build_spec
+
+bp = Blueprint("monitoring", __name__)
+
+
+@bp.get("/model")
+def model():
+    store = current_app.extensions["model_store"]
+    metrics_path = Path(current_app.config["MODELS_DIR"]).parent / "reports" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    manifest = {k: v for k, v in store.manifest.items() if k != "schema"}
+    return jsonify(store.describe() | {"manifest": manifest, "metrics": metrics})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    store = current_app.extensions["model_store"]
+    if store.schema is None:
+        return jsonify({"error": "service unavailable", "detail": store.problems}), 503
+    spec = current_app.extensions.get("openapi")
+    if spec is None:
+        spec = current_app.extensions["openapi"] = build_spec(
+            store.schema, store.reference, max_batch=current_app.config["MAX_BATCH"]
+        )
+    return jsonify(spec)

@@ -1,0 +1,168 @@
+"""The OpenAPI document, generated from the dataset schema the models were trained on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migraine_ml.schema import Schema
+
+
+def _field(column) -> dict[str, Any]:
+    if column.dtype == "category":
+        spec: dict[str, Any] = {"type": "string", "enum": list(column.values)}
+    elif column.dtype == "binary":
+        spec = {"type": "integer", "enum": [0, 1]}
+    else:
+        spec = {"type": "integer" if column.dtype == "int" else "number"}
+        if column.range is not None:
+            spec["minimum"], spec["maximum"] = column.range
+    spec["nullable"] = True  # null = unknown, imputed by the model
+    if column.description:
+        spec["description"] = column.description
+    return spec
+
+
+def example_record(schema: Schema, reference: dict[str, Any]) -> dict[str, Any]:
+    """A plausible record: the training median (or most common value) of each feature."""
+    example = {}
+    inputs = reference.get("inputs", {})
+    for name in schema.features:
+        column = schema.columns[name]
+        profile = inputs.get(name, {})
+        if profile.get("kind") == "numeric" and profile.get("sample"):
+            sample = sorted(profile["sample"])
+            value = sample[len(sample) // 2]
+            example[name] = int(round(value)) if column.dtype == "int" else round(value, 1)
+        elif profile.get("shares"):
+            value = max(profile["shares"], key=profile["shares"].get)
+            example[name] = value if column.dtype == "category" else int(float(value))
+        elif column.dtype == "category":
+            example[name] = column.values[0]
+        elif column.range is not None:
+            example[name] = column.range[0]
+        else:
+            example[name] = 0
+    return example
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def build_spec(schema: Schema, reference: dict[str, Any], *, max_batch: int) -> dict[str, Any]:
+    record = {
+        "type": "object",
+        "properties": {name: _field(schema.columns[name]) for name in schema.features},
+        "required": list(schema.features),
+        "additionalProperties": False,
+    }
+    example = example_record(schema, reference)
+    prediction = {
+        "type": "object",
+        "required": ["prediction_id", "models", "drift_warning"],
+        "properties": {
+            "prediction_id": {"type": "string"},
+            "probability": {"type": "number", "minimum": 0, "maximum": 1},
+            "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+            "predicted_class": {},
+            "expected_severity_given_migraine": {"type": "number"},
+            "models": {"type": "object"},
+            "drift_warning": {"nullable": True},
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "migraine-mlops prediction service",
+            "version": "1.0.0",
+            "description": f"Predictions from the models trained on schema "
+            f"'{schema.name}'. Fields are the schema's features.",
+        },
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": "Predict for one record or a batch",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Record"},
+                                        {"$ref": "#/components/schemas/Batch"},
+                                    ]
+                                },
+                                "example": example,
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "one prediction per record",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["predictions"],
+                                        "properties": {
+                                            "predictions": {"type": "array", "items": prediction}
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error("invalid input: every offending field is named"),
+                        "401": _error("missing or wrong API key"),
+                        "413": _error("body too large"),
+                        "415": _error("not JSON"),
+                        "429": _error("rate limited; see Retry-After"),
+                        "503": _error("models not loaded and verified"),
+                    },
+                }
+            },
+            "/health": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+            },
+            "/ready": {
+                "get": {
+                    "summary": "Readiness",
+                    "responses": {
+                        "200": {"description": "models verified"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
+            "/model": {
+                "get": {
+                    "summary": "Models, manifest and metrics",
+                    "responses": {"200": {"description": "models"}},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Record": record,
+                "Batch": {
+                    "type": "object",
+                    "required": ["records"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "records": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": max_batch,
+                            "items": {"$ref": "#/components/schemas/Record"},
+                        }
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "detail"],
+                    "properties": {"error": {"type": "string"}, "detail": {}},
+                },
+            }
+        },
+    }

@@ -1,0 +1,133 @@
+"""POST /predict: one record or {"records": [...]}, validated against the schema."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnsupportedMediaType
+
+from app.errors import InvalidInput
+from app.validation import RecordValidator
+
+bp = Blueprint("predict", __name__)
+
+
+def _reject_constant(token: str) -> None:
+    raise ValueError(f"{token} is not valid JSON (send a finite number or null)")
+
+
+def _records() -> list[Any]:
+    if not request.is_json:
+        raise UnsupportedMediaType("send Content-Type: application/json")
+    try:
+        body = json.loads(request.get_data(), parse_constant=_reject_constant)
+    except ValueError as err:  # JSONDecodeError and NaN/Infinity
+        raise BadRequest(f"body is not valid JSON: {err}") from None
+    if isinstance(body, dict) and "records" in body:
+        if set(body) != {"records"}:
+            raise InvalidInput(
+                [{"field": k, "problem": "unknown field"} for k in body if k != "records"]
+            )
+        records = body["records"]
+        if not isinstance(records, list):
+            raise InvalidInput([{"field": "records", "problem": "expected a list of records"}])
+        if not records:
+            raise InvalidInput([{"field": "records", "problem": "empty batch"}])
+        limit = current_app.config["MAX_BATCH"]
+        if len(records) > limit:
+            raise InvalidInput(
+                [
+                    {
+                        "field": "records",
+                        "problem": f"batch of {len(records)} records is larger than {limit}",
+                    }
+                ]
+            )
+        return records
+    return [body]
+
+
+def _validator(store) -> RecordValidator:
+    validator = current_app.extensions.get("validator")
+    if validator is None:
+        validator = current_app.extensions["validator"] = RecordValidator(store.schema)
+    return validator
+
+
+@bp.post("/predict")
+def predict():
+    store = current_app.extensions["model_store"]
+    if not store.ready:
+        raise ServiceUnavailable("models are not loaded and verified: see GET /ready")
+    metrics = current_app.extensions["service_metrics"]
+    records = _records()
+    validator = _validator(store)
+    rows, problems = validator.validate(records)
+    if problems:
+        for field, count in Counter(p.field for p in problems).items():
+            metrics.validation_errors.labels(field).inc(count)
+        raise InvalidInput([p.to_dict() for p in problems])
+    features = store.schema.features
+    classifier = store.get("classification")
+    regressor = store.get("regression")
+    started = time.perf_counter()
+    if validator.categorical:
+        import pandas as pd
+
+        matrix = pd.DataFrame(rows, columns=features)
+    else:
+        matrix = validator.matrix(rows)
+    proba = classifier.predict(matrix, features) if classifier else None
+    severity = regressor.predict(matrix, features) if regressor else None
+    model_seconds = time.perf_counter() - started
+
+    models = {
+        m.task: {"name": m.name, "version": m.version}
+        for m in (classifier, regressor)
+        if m is not None
+    }
+    now = time.time()
+    predictions, log_rows = [], []
+    classes = classifier.classes if classifier else None
+    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if classifier else None
+    for i, record in enumerate(records):
+        out: dict[str, Any] = {"prediction_id": uuid.uuid4().hex}
+        if classifier:
+            row = proba[i]
+            out["probabilities"] = {
+                str(c): round(float(p), 6) for c, p in zip(classes, row, strict=True)
+            }
+            if len(classes) == 2:
+                out["probability"] = round(float(row[1]), 6)
+            out["predicted_class"] = predicted[i]
+        if regressor:
+            out["expected_severity_given_migraine"] = round(float(severity[i]), 4)
+        out["models"] = models
+        out["drift_warning"] = None  # filled by drift monitoring
+        predictions.append(out)
+        log_rows.append(
+            (
+                out["prediction_id"],
+                now,
+                record,
+                out.get("probability"),
+                str(out.get("predicted_class")),
+                out.get("expected_severity_given_migraine"),
+                classifier.version if classifier else None,
+                regressor.version if regressor else None,
+            )
+        )
+    current_app.extensions["prediction_log"].append(log_rows)
+    metrics.batch_size.observe(len(records))
+    if classifier:
+        for label, count in Counter(map(str, predicted)).items():
+            metrics.predictions.labels(classifier.name, classifier.version, label).inc(count)
+    response = jsonify({"predictions": predictions})
+    response.headers["Server-Timing"] = f"model;dur={model_seconds * 1000:.2f}"
+    return response

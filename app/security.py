@@ -1,0 +1,50 @@
+"""Optional API keys and rate limiting; both off for local use, on in deployment."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import Unauthorized
+
+PUBLIC_ENDPOINTS = {"health.health", "health.ready", "prometheus_metrics", "static"}
+limiter = Limiter(key_func=get_remote_address)
+
+
+def _keys() -> list[str]:
+    return [k.strip() for k in current_app.config["API_KEYS"].split(",") if k.strip()]
+
+
+def _presented() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip()
+    return request.headers.get("X-API-Key")
+
+
+def init_app(app: Flask) -> None:
+    limiter.init_app(app)
+
+    @app.before_request
+    def require_api_key():
+        keys = _keys()
+        if not keys or request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        presented = _presented()
+        if presented is None or not any(hmac.compare_digest(presented, k) for k in keys):
+            error = Unauthorized(
+                "a valid API key is required (Authorization: Bearer <key> or X-API-Key)"
+            )
+            error.extra_headers = {"WWW-Authenticate": "Bearer"}
+            raise error
+        return None
+
+
+def exempt_public(app: Flask) -> None:
+    """Probes and scrapes are never rate limited or authenticated."""
+    for endpoint in PUBLIC_ENDPOINTS:
+        view = app.view_functions.get(endpoint)
+        if view is not None:
+            limiter.exempt(view)

@@ -1,0 +1,85 @@
+"""Strict, fast validation of prediction requests against the dataset schema.
+
+pandera is right for whole files; a request needs microseconds, so this is a
+direct check of each field: present, known, of the right JSON type, finite,
+inside the schema's range or allowed values. Every problem is reported, not
+just the first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from migraine_ml.schema import Schema
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+    record: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"field": self.field, "problem": self.message}
+        if self.record is not None:
+            out["record"] = self.record
+        return out
+
+
+class RecordValidator:
+    """Turns JSON records into a float matrix in schema feature order, or problems."""
+
+    def __init__(self, schema: Schema):
+        self.features = schema.features
+        self.known = set(self.features)
+        self.columns = [schema.columns[name] for name in self.features]
+        self.categorical = any(not c.is_numeric for c in self.columns)
+
+    def _value(self, column, value: Any) -> tuple[Any, str | None]:
+        if value is None:
+            return math.nan, None  # explicitly unknown: the model imputes it
+        if column.dtype == "category":
+            if not isinstance(value, str):
+                return None, f"expected one of {column.allowed()}, got {type(value).__name__}"
+            if value not in column.values:
+                return None, f"{value!r} is not one of {column.allowed()}"
+            return value, None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, f"expected a number ({column.dtype}), got {type(value).__name__}"
+        if not math.isfinite(value):
+            return None, "must be a finite number"
+        if column.dtype == "binary" and value not in (0, 1):
+            return None, f"{value} is not 0 or 1"
+        if column.dtype == "int" and not float(value).is_integer():
+            return None, f"{value} is not a whole number"
+        if column.range is not None and not column.range[0] <= value <= column.range[1]:
+            return None, f"{value} is outside {column.allowed()}"
+        return float(value), None
+
+    def validate(self, records: list[Any]) -> tuple[list[list[Any]], list[Problem]]:
+        rows, problems = [], []
+        several = len(records) > 1
+        for i, record in enumerate(records):
+            where = i if several else None
+            if not isinstance(record, dict):
+                problems.append(Problem("(record)", "expected a JSON object of features", where))
+                continue
+            problems += [Problem(k, "unknown field", where) for k in record if k not in self.known]
+            row = []
+            for column in self.columns:
+                if column.name not in record:
+                    problems.append(Problem(column.name, "missing", where))
+                    continue
+                value, message = self._value(column, record[column.name])
+                if message:
+                    problems.append(Problem(column.name, message, where))
+                row.append(value)
+            rows.append(row)
+        return rows, problems
+
+    def matrix(self, rows: list[list[Any]]) -> np.ndarray:
+        return np.asarray(rows, dtype=float)
