@@ -32,7 +32,7 @@ def example_record(schema: Schema, reference: dict[str, Any]) -> dict[str, Any]:
         if profile.get("kind") == "numeric" and profile.get("sample"):
             sample = sorted(profile["sample"])
             value = sample[len(sample) // 2]
-            example[name] = int(round(value)) if column.dtype == "int" else round(value, 1)
+            example[name] = round(value) if column.dtype == "int" else round(value, 1)
         elif profile.get("shares"):
             value = max(profile["shares"], key=profile["shares"].get)
             example[name] = value if column.dtype == "category" else int(float(value))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,22 @@ class _Preprocessor:
 Columns = list[np.ndarray]
 
 
+def _weighted_sum(cols: Columns, terms: list[tuple[int, float]]) -> np.ndarray:
+    return sum(weight * cols[i] for i, weight in terms)
+
+
+def _product(cols: Columns, i: int, j: int) -> np.ndarray:
+    return cols[i] * cols[j]
+
+
+def _power(cols: Columns, i: int, degree: int) -> np.ndarray:
+    return cols[i] ** degree
+
+
+def _bin(cols: Columns, i: int, edges: np.ndarray) -> np.ndarray:
+    return np.searchsorted(edges, cols[i], side="right").astype(float)
+
+
 def _feature_ops(builder: Pipeline, names: list[str]) -> tuple[list[Callable], list[int]]:
     """Column-appending operations replaying the feature builder, and the selection.
 
@@ -121,34 +138,27 @@ def _feature_ops(builder: Pipeline, names: list[str]) -> tuple[list[Callable], l
     names = list(names)
     ops: list[Callable[[Columns], np.ndarray]] = []
 
-    def index(column: str) -> int:
-        return names.index(column)
+    def add(op: Callable[[Columns], np.ndarray], name: str) -> None:
+        ops.append(op)
+        names.append(name)
 
     for _, step in builder.steps:
         if isinstance(step, HealthIndices):
             for name, weights in (step.indices or {}).items():
-                terms = [(index(c), float(w)) for c, w in weights.items()]
-                ops.append(lambda cols, terms=terms: sum(w * cols[i] for i, w in terms))
-                names.append(name)
+                terms = [(names.index(c), float(w)) for c, w in weights.items()]
+                add(partial(_weighted_sum, terms=terms), name)
         elif isinstance(step, Interactions):
             for a, b in step.pairs_:
-                ops.append(lambda cols, i=index(a), j=index(b): cols[i] * cols[j])
-                names.append(f"{a}*{b}")
+                add(partial(_product, i=names.index(a), j=names.index(b)), f"{a}*{b}")
         elif isinstance(step, Powers):
             for column in step.columns or []:
                 for degree in range(2, step.degree + 1):
-                    ops.append(lambda cols, i=index(column), d=degree: cols[i] ** d)
-                    names.append(f"{column}^{degree}")
+                    add(partial(_power, i=names.index(column), degree=degree), f"{column}^{degree}")
         elif isinstance(step, QuantileBins):
             for column, edges in step.edges_.items():
-                ops.append(
-                    lambda cols, i=index(column), e=np.asarray(edges): np.searchsorted(
-                        e, cols[i], side="right"
-                    ).astype(float)
-                )
-                names.append(f"{column}_bin")
+                add(partial(_bin, i=names.index(column), edges=np.asarray(edges)), f"{column}_bin")
         elif isinstance(step, SelectTop):
-            return ops, [index(c) for c in step.selected_]
+            return ops, [names.index(c) for c in step.selected_]
         else:
             raise Unsupported(f"feature step {type(step).__name__}")
     raise Unsupported("feature builder without a final selection")
