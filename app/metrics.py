@@ -31,9 +31,12 @@ class ServiceMetrics:
 def init_app(app: Flask) -> None:
     multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     if multiprocess:
-        from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+        # the "Internal" variant serves /metrics from the app itself, on the service port
+        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-        exporter = GunicornPrometheusMetrics(app, group_by="endpoint", buckets=LATENCY_BUCKETS)
+        exporter = GunicornInternalPrometheusMetrics(
+            app, group_by="endpoint", buckets=LATENCY_BUCKETS
+        )
         registry = None  # metric files are written per process; /metrics collects them
     else:
         registry = CollectorRegistry()

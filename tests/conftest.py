@@ -12,6 +12,9 @@ from migraine_ml.synthetic import generate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The small trained pipeline (session-scoped) is shared by tests/stages and tests/app.
+pytest_plugins = ["tests.pipeline_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def schema() -> Schema:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.stages.conftest import run_evaluate
+from tests.pipeline_fixtures import run_evaluate
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from tests.stages.conftest import dvc
+from tests.pipeline_fixtures import dvc
 
 pytestmark = pytest.mark.integration
 

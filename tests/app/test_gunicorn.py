@@ -1,0 +1,157 @@
+"""The real gunicorn on a free loopback port (integration)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _request(url: str, body: dict | None = None, timeout: float = 10):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(), dict(response.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(), dict(err.headers)
+
+
+class Gunicorn:
+    def __init__(self, deployment: Path, tmp: Path, **env: str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(
+            os.environ,
+            PORT=str(self.port),
+            WEB_CONCURRENCY="2",
+            PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"),
+            MIGRAINE_MODELS_DIR=str(deployment / "models"),
+            MIGRAINE_DVC_LOCK=str(deployment / "dvc.lock"),
+            MIGRAINE_PREDICTION_LOG=str(deployment / "predictions.db"),
+            **env,
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app:create_app()"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def wait_until_up(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{self.process.stdout.read()}")
+            try:
+                if _request(self.url + "/health", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("gunicorn did not come up")
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        return out
+
+
+@pytest.fixture
+def server(deployment, tmp_path):
+    gunicorn = Gunicorn(deployment, tmp_path)
+    gunicorn.wait_until_up()
+    yield gunicorn
+    gunicorn.stop()
+
+
+def test_endpoints_errors_and_metrics_on_real_gunicorn(server, record):
+    assert _request(server.url + "/ready")[0] == 200
+    for _ in range(6):  # spread over both workers
+        status, body, headers = _request(server.url + "/predict", record)
+        assert status == 200
+        assert "model;dur=" in headers["Server-Timing"]
+    status, body, _ = _request(server.url + "/predict", record | {"age": 999})
+    assert status == 400
+    assert json.loads(body)["detail"] == [{"field": "age", "problem": "999 is outside [18, 64]"}]
+    status, body, _ = _request(server.url + "/predict", {"records": []})
+    assert status == 400
+    status, metrics, _ = _request(server.url + "/metrics")
+    assert status == 200
+    # multiprocess mode: the counts of both workers, summed
+    predicted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("migraine_predictions_total{")
+    )
+    assert predicted == 6
+    assert 'migraine_validation_errors_total{field="age"} 1.0' in metrics
+    assert 'flask_http_request_duration_seconds_bucket{endpoint="predict.predict"' in metrics
+    assert "migraine_models_ready 1.0" in metrics
+
+
+def test_tampered_models_make_gunicorn_refuse_to_serve(deployment, tmp_path, record):
+    manifest = deployment / "models" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"seed"', '"seed" '))
+    server = Gunicorn(deployment, tmp_path)
+    try:
+        server.wait_until_up()
+        status, body, _ = _request(server.url + "/ready")
+        assert status == 503
+        assert "does not match dvc.lock" in body
+        assert _request(server.url + "/predict", record)[0] == 503
+    finally:
+        server.stop()
+
+
+def test_hup_reloads_workers_without_failing_a_request(server, record):
+    failures, done = [], threading.Event()
+    counts = {"ok": 0}
+
+    def drive():
+        while not done.is_set():
+            try:
+                status, _, _ = _request(server.url + "/predict", record, timeout=10)
+            except OSError as err:
+                failures.append(repr(err))
+                continue
+            if status == 200:
+                counts["ok"] += 1
+            else:
+                failures.append(status)
+
+    threads = [threading.Thread(target=drive) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    server.process.send_signal(signal.SIGHUP)  # new workers load the models again
+    time.sleep(4)
+    done.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert counts["ok"] > 50

@@ -1,0 +1,184 @@
+"""The Flask app through its test client: endpoints, strict input, hash check."""
+
+import json
+
+import pytest
+
+from app import create_app
+from tests.app.conftest import config
+
+pytestmark = pytest.mark.integration
+
+
+def test_single_prediction(client, record, app):
+    response = client.post("/predict", json=record)
+    assert response.status_code == 200
+    (prediction,) = response.get_json()["predictions"]
+    assert 0 <= prediction["probability"] <= 1
+    assert prediction["probabilities"]["1"] == prediction["probability"]
+    assert prediction["predicted_class"] in (0, 1)
+    assert 1 <= prediction["expected_severity_given_migraine"] <= 10
+    assert prediction["models"]["classification"]["name"]
+    assert len(prediction["models"]["classification"]["version"]) == 12
+    assert prediction["drift_warning"] is None
+    assert len(prediction["prediction_id"]) == 32
+    log = app.extensions["prediction_log"]
+    log.flush()
+    assert log.count() == 1
+
+
+def test_fast_path_matches_the_sklearn_pipeline(deployment, record):
+    fast = create_app(config(deployment)).test_client()
+    slow = create_app(config(deployment, FAST_PATH=False)).test_client()
+    records = [record, dict(record, age=None, sleep_hours=4.2), dict(record, stress_level=10)]
+    a = fast.post("/predict", json={"records": records}).get_json()["predictions"]
+    b = slow.post("/predict", json={"records": records}).get_json()["predictions"]
+    for x, y in zip(a, b, strict=True):
+        assert x["probability"] == pytest.approx(y["probability"], abs=1e-6)
+        assert x["expected_severity_given_migraine"] == pytest.approx(
+            y["expected_severity_given_migraine"], abs=1e-4
+        )
+    serving = {m["rank"]: m["serving"] for m in fast.get("/model").get_json()["models"]}
+    assert serving["champion"].startswith("numpy fast path")
+
+
+def test_batch_prediction(client, record):
+    response = client.post("/predict", json={"records": [record] * 5})
+    assert response.status_code == 200
+    assert len(response.get_json()["predictions"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"age": 200}, "age", "200 is outside [18, 64]"),
+        ({"age": "forty"}, "age", "expected a number (int), got str"),
+        ({"age": 40.5}, "age", "40.5 is not a whole number"),
+        ({"gender": 2}, "gender", "2 is not 0 or 1"),
+        ({"gender": True}, "gender", "expected a number (binary), got bool"),
+        ({"favourite_colour": "blue"}, "favourite_colour", "unknown field"),
+    ],
+)
+def test_bad_fields_are_named(client, record, change, field, problem):
+    response = client.post("/predict", json=record | change)
+    assert response.status_code == 400
+    assert {"field": field, "problem": problem} in response.get_json()["detail"]
+
+
+def test_every_problem_is_reported(client, record):
+    bad = {k: v for k, v in record.items() if k not in ("age", "humidity")} | {"stress_level": 11}
+    detail = client.post("/predict", json=bad).get_json()["detail"]
+    assert {d["field"] for d in detail} == {"age", "humidity", "stress_level"}
+
+
+def test_null_means_unknown_and_is_imputed(client, record):
+    response = client.post("/predict", json=record | {"sleep_hours": None})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_rejected(client, record, token):
+    body = json.dumps(record | {"age": "TOKEN"}).replace('"TOKEN"', token)
+    response = client.post("/predict", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert "not valid JSON" in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"records": []}, "empty batch"),
+        ({"records": "all"}, "expected a list of records"),
+        ({"records": [{}] * 1001}, "batch of 1001 records is larger than 1000"),
+    ],
+)
+def test_bad_batches(client, body, problem):
+    response = client.post("/predict", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["detail"][0]["problem"] == problem
+
+
+def test_transport_errors(client, record, app):
+    assert client.post("/predict", data="{", content_type="application/json").status_code == 400
+    assert client.post("/predict", data=json.dumps(record)).status_code == 415
+    assert client.get("/predict").status_code == 405
+    huge = json.dumps({"records": [record] * 20000})
+    response = client.post("/predict", data=huge, content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "request entity too large"
+    assert client.post("/predict", json=[1, 2]).status_code == 400
+
+
+def test_health_ready_model_openapi(client):
+    assert client.get("/health").get_json() == {"status": "ok"}
+    assert client.get("/ready").status_code == 200
+    model = client.get("/model").get_json()
+    assert {m["rank"] for m in model["models"]} == {"champion", "runner_up"}
+    assert model["manifest"]["leaderboard"]
+    spec = client.get("/openapi.json").get_json()
+    record = spec["components"]["schemas"]["Record"]
+    assert len(record["required"]) == 23
+    assert record["properties"]["age"] == {
+        "type": "integer",
+        "minimum": 18.0,
+        "maximum": 64.0,
+        "nullable": True,
+        "description": "years",
+    }
+
+
+def test_metrics_count_predictions_and_rejections(client, record):
+    client.post("/predict", json=record)
+    client.post("/predict", json=record | {"age": 500})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "migraine_predictions_total{" in text
+    assert 'migraine_validation_errors_total{field="age"} 1.0' in text
+    assert 'flask_http_request_total{method="POST",status="200"}' in text
+    assert 'endpoint="predict.predict"' in text
+    assert "migraine_model_info{" in text
+
+
+def test_tampered_model_is_never_served(deployment, record):
+    path = deployment / "models" / "classifier-champion.skops"
+    path.write_bytes(path.read_bytes() + b"\0")
+    client = create_app(config(deployment)).test_client()
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert "does not match dvc.lock" in ready.get_json()["problems"][0]
+    assert client.post("/predict", json=record).status_code == 503
+
+
+def test_missing_lock_or_models_is_not_ready(deployment, tmp_path):
+    (deployment / "dvc.lock").unlink()
+    assert create_app(config(deployment)).test_client().get("/ready").status_code == 503
+    empty = create_app(config(deployment, MODELS_DIR=str(tmp_path / "none")))
+    problems = empty.test_client().get("/ready").get_json()["problems"]
+    assert "run `make repro` first" in problems[0]
+
+
+def test_api_keys(deployment, record):
+    client = create_app(config(deployment, API_KEYS="k1, k2")).test_client()
+    denied = client.post("/predict", json=record)
+    assert denied.status_code == 401
+    assert denied.headers["WWW-Authenticate"] == "Bearer"
+    assert (
+        client.post("/predict", json=record, headers={"Authorization": "Bearer k2"}).status_code
+        == 200
+    )
+    assert client.post("/predict", json=record, headers={"X-API-Key": "k1"}).status_code == 200
+    assert client.post("/predict", json=record, headers={"X-API-Key": "nope"}).status_code == 401
+    assert client.get("/health").status_code == 200  # probes need no key
+    assert client.get("/metrics").status_code == 200
+
+
+def test_rate_limit_answers_429_with_retry_after(deployment, record):
+    client = create_app(
+        config(deployment, RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="3 per minute")
+    ).test_client()
+    codes = [client.post("/predict", json=record).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = client.post("/predict", json=record)
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) > 0
+    assert limited.get_json()["error"] == "too many requests"
+    assert client.get("/health").status_code == 200
