@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import Counter
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, current_app, jsonify, request
+import orjson
+from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnsupportedMediaType
 
 from app.errors import InvalidInput
@@ -18,17 +18,14 @@ from app.validation import RecordValidator
 bp = Blueprint("predict", __name__)
 
 
-def _reject_constant(token: str) -> None:
-    raise ValueError(f"{token} is not valid JSON (send a finite number or null)")
-
-
 def _records() -> list[Any]:
     if not request.is_json:
         raise UnsupportedMediaType("send Content-Type: application/json")
     try:
-        body = json.loads(request.get_data(), parse_constant=_reject_constant)
-    except ValueError as err:  # JSONDecodeError and NaN/Infinity
-        raise BadRequest(f"body is not valid JSON: {err}") from None
+        # orjson is strict JSON: NaN and Infinity are errors, as they should be
+        body = orjson.loads(request.get_data())
+    except orjson.JSONDecodeError as err:
+        raise BadRequest(f"body is not valid JSON (NaN/Infinity are not allowed): {err}") from None
     if isinstance(body, dict) and "records" in body:
         if set(body) != {"records"}:
             raise InvalidInput(
@@ -128,6 +125,9 @@ def predict():
     if classifier:
         for label, count in Counter(map(str, predicted)).items():
             metrics.predictions.labels(classifier.name, classifier.version, label).inc(count)
-    response = jsonify({"predictions": predictions})
+    response = current_app.response_class(
+        orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY),
+        mimetype="application/json",
+    )
     response.headers["Server-Timing"] = f"model;dur={model_seconds * 1000:.2f}"
     return response

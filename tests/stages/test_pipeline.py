@@ -35,6 +35,10 @@ def test_repro_caches_and_reruns_only_what_changed(pipeline_repo):
     assert (repo / "models" / "manifest.json").exists()
     lock = (repo / "dvc.lock").read_text()
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    # the service's own DVC hash of models/ agrees with what DVC recorded
+    from app.model_store import dvc_dir_md5, locked_md5
+
+    assert dvc_dir_md5(repo / "models") == locked_md5(repo / "dvc.lock", "models")
 
     again = dvc(repo, "repro")
     assert _ran(again.stdout) == []
