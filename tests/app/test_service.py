@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from app import create_app
@@ -182,3 +183,41 @@ def test_rate_limit_answers_429_with_retry_after(deployment, record):
     assert int(limited.headers["Retry-After"]) > 0
     assert limited.get_json()["error"] == "too many requests"
     assert client.get("/health").status_code == 200
+
+
+def test_large_batches_match_the_sklearn_pipeline(deployment, record):
+    """Batches take the estimator's own predict on the numpy features; still equal."""
+    fast = create_app(config(deployment)).test_client()
+    slow = create_app(config(deployment, FAST_PATH=False)).test_client()
+    records = [dict(record, age=18 + i, stress_level=1 + i % 10) for i in range(40)]
+    a = fast.post("/predict", json={"records": records}).get_json()["predictions"]
+    b = slow.post("/predict", json={"records": records}).get_json()["predictions"]
+    assert [x["probability"] for x in a] == pytest.approx([y["probability"] for y in b], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"age": 40.0},
+        {"gender": 1.0},
+        {"sleep_hours": None},
+        {"humidity": 30},
+        {"gender": True},
+        {"age": 17},
+        {"gender": 0.5},
+        {"extra": 1},
+    ],
+)
+def test_quick_and_careful_validation_agree(app, record, change):
+    from app.validation import RecordValidator
+
+    quick = RecordValidator(app.extensions["model_store"].schema)
+    careful = RecordValidator(app.extensions["model_store"].schema)
+    careful._numeric = None  # force the field-by-field path
+    candidate = record | change
+    rows_q, problems_q = quick.validate([candidate])
+    rows_c, problems_c = careful.validate([candidate])
+    assert problems_q == problems_c
+    if not problems_c:
+        np.testing.assert_array_equal(quick.matrix(rows_q), careful.matrix(rows_c))
