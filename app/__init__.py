@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         RATELIMIT_DEFAULT="50 per second",
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,  # Retry-After on 429
+        SHED_LIMIT=None,  # e.g. "1500 per second": one budget for all clients (429 beyond)
     )
     if test_config is None:
         # deployment: MIGRAINE_MODELS_DIR=..., MIGRAINE_RATELIMIT_ENABLED=true, ...
@@ -56,5 +57,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(predict_bp)
     app.register_blueprint(monitoring_bp)
-    security.exempt_public(app)
+    security.apply_limits(app)
     return app

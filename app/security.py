@@ -10,7 +10,11 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import Unauthorized
 
 PUBLIC_ENDPOINTS = {"health.health", "health.ready", "prometheus_metrics", "static"}
-limiter = Limiter(key_func=get_remote_address)
+PREDICT_ENDPOINT = "predict.predict"
+
+
+def _everyone() -> str:
+    return "all-clients"
 
 
 def _keys() -> list[str]:
@@ -25,7 +29,7 @@ def _presented() -> str | None:
 
 
 def init_app(app: Flask) -> None:
-    limiter.init_app(app)
+    app.extensions["limiter"] = Limiter(key_func=get_remote_address, app=app)
 
     @app.before_request
     def require_api_key():
@@ -42,9 +46,22 @@ def init_app(app: Flask) -> None:
         return None
 
 
-def exempt_public(app: Flask) -> None:
-    """Probes and scrapes are never rate limited or authenticated."""
+def apply_limits(app: Flask) -> None:
+    """Probes and scrapes are never limited; /predict may carry a shared shedding budget.
+
+    `SHED_LIMIT` (e.g. "1500 per second") is one budget for all clients of a
+    worker, set near the measured capacity: beyond saturation clients get a
+    quick 429 with Retry-After instead of waiting in the accept queue until
+    they time out.
+    """
+    limiter: Limiter = app.extensions["limiter"]
     for endpoint in PUBLIC_ENDPOINTS:
         view = app.view_functions.get(endpoint)
         if view is not None:
             limiter.exempt(view)
+    shed = app.config.get("SHED_LIMIT")
+    if shed and PREDICT_ENDPOINT in app.view_functions:
+        view = app.view_functions[PREDICT_ENDPOINT]
+        app.view_functions[PREDICT_ENDPOINT] = limiter.limit(
+            shed, key_func=_everyone, scope="shed", override_defaults=False
+        )(view)

@@ -221,3 +221,17 @@ def test_quick_and_careful_validation_agree(app, record, change):
     assert problems_q == problems_c
     if not problems_c:
         np.testing.assert_array_equal(quick.matrix(rows_q), careful.matrix(rows_c))
+
+
+def test_load_beyond_the_shared_budget_is_shed_with_429(deployment, record):
+    """Many clients at once: the excess gets a quick 429, never a 5xx or a hang."""
+    app = create_app(config(deployment, RATELIMIT_ENABLED=True, SHED_LIMIT="10 per minute"))
+    codes = []
+    for i in range(15):  # fifteen different client addresses
+        client = app.test_client()
+        response = client.post("/predict", json=record, environ_base={"REMOTE_ADDR": f"10.0.0.{i}"})
+        codes.append(response.status_code)
+        if response.status_code == 429:
+            assert int(response.headers["Retry-After"]) > 0
+    assert codes == [200] * 10 + [429] * 5
+    assert app.test_client().get("/ready").status_code == 200  # probes are never shed
