@@ -13,13 +13,15 @@ export DO_NOT_TRACK := true
 # Stage commands in dvc.yaml call `python`; mlflow finds `uvicorn` on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup repro test lint format gate bench serve clean distclean
+.PHONY: help setup repro test lint format gate bench serve sweep report clean distclean
 
 help:
 	@echo "make setup   create $(VENV) and install the pinned dependencies"
 	@echo "make repro   run the DVC pipeline (dvc repro) on params.yaml's dataset"
 	@echo "make test    lint, format check, and the whole test suite with coverage"
 	@echo "make serve   gunicorn on \$$PORT (default 8000) serving models/ (after make repro)"
+	@echo "make sweep   queue and run the default parameter grid as DVC experiments (dvc exp show)"
+	@echo "make report BASE=<ref>  report.md: params/metrics diff vs BASE, plots side by side, gate"
 	@echo "make gate    exit non-zero unless reports/gate.json passed (for CI)"
 	@echo "make bench   benchmarks under bench/ (results in reports/bench/)"
 	@echo "make lint    ruff check + ruff format --check"
@@ -41,6 +43,21 @@ repro: setup
 PORT ?= 8000
 serve: setup
 	PORT=$(PORT) $(BIN)/gunicorn -c app/gunicorn.conf.py 'app:create_app()'
+
+# The default grid: one knob per stage that matters most. One queue worker: parallel
+# workers (-j > 1) have known races in DVC that can lose experiments.
+SWEEP ?= -S 'features.n_features=10,30'
+sweep: setup
+	$(BIN)/dvc exp run --queue $(SWEEP)
+	$(BIN)/dvc queue start -j 1
+	$(BIN)/dvc queue status
+	@while $(BIN)/dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done
+	$(BIN)/dvc queue status
+	$(BIN)/dvc exp show --md --no-pager --drop '.*' --keep 'Experiment|Created|State|n_features|classification.champion.roc_auc$$|regression.champion.r2$$|gate_passed'
+
+BASE ?= origin/main
+report: setup
+	$(BIN)/python -m migraine_ml.pr_report --base $(BASE) --out report.md
 
 gate: setup
 	$(BIN)/python -m stages.gate --gate reports/gate.json
