@@ -57,7 +57,7 @@ sweep: setup
 
 BASE ?= origin/main
 report: setup
-	$(BIN)/python -m migraine_ml.pr_report --base $(BASE) --out report.md
+	$(BIN)/python -m stages.report --base $(BASE) --out report.md
 
 gate: setup
 	$(BIN)/python -m stages.gate --gate reports/gate.json

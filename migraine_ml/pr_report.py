@@ -1,0 +1,168 @@
+"""The pull-request report: params and metrics diffs as Markdown, plots side by side.
+
+Pure rendering: the caller (stages/report.py) runs `dvc params diff`, `dvc
+metrics diff` and `git show` and hands the results in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+
+INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def params_table(diff: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """`dvc params diff --json` as a Markdown table."""
+    rows = [
+        f"| {path} | `{name}` | {_fmt(change.get('old'))} | {_fmt(change.get('new'))} |"
+        for path, params in diff.items()
+        for name, change in sorted(params.items())
+    ]
+    if not rows:
+        return "No parameter changed.\n"
+    return "| file | param | base | this branch |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+
+
+def metrics_table(diff: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """`dvc metrics diff --json` as a Markdown table; intervals beside their metric."""
+    rows = []
+    for path, metrics in diff.items():
+        for name, change in sorted(metrics.items()):
+            if name.endswith(INTERVAL_SUFFIXES):
+                continue
+            interval = ""
+            low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+            if low and high and low.get("new") is not None and high.get("new") is not None:
+                interval = f" [{_fmt(low['new'])}, {_fmt(high['new'])}]"
+            delta = change.get("diff")
+            shown = f"{delta:+.4f}" if isinstance(delta, float) else _fmt(delta)
+            rows.append(
+                f"| {path} | `{name}` | {_fmt(change.get('old'))} | "
+                f"{_fmt(change.get('new'))}{interval} | {shown} |"
+            )
+    if not rows:
+        return "No metric changed.\n"
+    return (
+        "| file | metric | base | this branch [95 % CI] | change |\n|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
+def _series(data: Any) -> list[dict[str, Any]]:
+    """dvclive plot data: a list of points, or {name: [points]} for sklearn plots."""
+    if isinstance(data, dict):
+        (points,) = data.values()
+        return points
+    return data
+
+
+def _draw(axes, points: list[dict[str, Any]], x: str, y: str, kind: str) -> None:
+    if not points:
+        axes.text(0.5, 0.5, "no data", ha="center")
+        return
+    if kind == "bar":
+        axes.barh([str(p[y]) for p in points][::-1], [p[x] for p in points][::-1])
+    elif kind == "scatter":
+        axes.scatter([p[x] for p in points], [p[y] for p in points], s=4, alpha=0.4)
+    elif kind == "confusion":
+        labels = sorted({str(p[x]) for p in points} | {str(p[y]) for p in points})
+        counts = [
+            [sum(1 for p in points if str(p[x]) == a and str(p[y]) == b) for b in labels]
+            for a in labels
+        ]
+        axes.imshow(counts, cmap="Blues")
+        axes.set(
+            xticks=range(len(labels)),
+            yticks=range(len(labels)),
+            xticklabels=labels,
+            yticklabels=labels,
+        )
+        for i, row in enumerate(counts):
+            for j, count in enumerate(row):
+                axes.text(j, i, str(count), ha="center", va="center")
+    else:
+        axes.plot([p[x] for p in points], [p[y] for p in points])
+    axes.set(xlabel=x, ylabel=y)
+
+
+def side_by_side(
+    base: Any, head: Any, *, x: str, y: str, kind: str, title: str, path: Path
+) -> Path:
+    """One PNG: the base revision's plot left, this branch's right."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for axes, data, label in ((left, base, "base"), (right, head, "this branch")):
+        if data is None:
+            axes.text(0.5, 0.5, "not in this revision", ha="center")
+            axes.set_axis_off()
+        else:
+            _draw(axes, _series(data), x, y, kind)
+        axes.set_title(f"{title}: {label}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+def plot_kind(template: str | None) -> str:
+    return {"bar_horizontal": "bar", "scatter": "scatter", "confusion": "confusion"}.get(
+        template or "", "line"
+    )
+
+
+def render(
+    *,
+    base: str,
+    params_diff: dict,
+    metrics_diff: dict,
+    gate: dict | None,
+    base_gate: dict | None,
+    plots: list[tuple[str, Path]],
+) -> str:
+    """The whole report.md."""
+    lines = [f"# Model report: this branch vs `{base}`", ""]
+    if gate is None:
+        lines.append("**Quality gate:** no `reports/gate.json` (run `dvc repro`).")
+    else:
+        verdict = "PASSED" if gate["passed"] else "FAILED"
+        was = (
+            ""
+            if base_gate is None
+            else (f" (base: {'PASSED' if base_gate['passed'] else 'FAILED'})")
+        )
+        lines.append(f"**Quality gate: {verdict}**{was}")
+        lines += [f"- {failure}" for failure in gate.get("failures", [])]
+    lines += [
+        "",
+        "## Parameters",
+        "",
+        params_table(params_diff),
+        "## Metrics",
+        "",
+        metrics_table(metrics_diff),
+        "## Plots (base left, this branch right)",
+        "",
+    ]
+    lines += [f"![{title}]({path.as_posix()})" for title, path in plots]
+    return "\n".join(lines) + "\n"
+
+
+def load_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
