@@ -36,7 +36,8 @@ def dvc_dir_md5(directory: Path) -> str:
         ),
         key=lambda entry: entry["relpath"],
     )
-    digest = hashlib.md5(json.dumps(listing, sort_keys=True).encode("utf-8"))
+    # DVC's content address, not a security measure
+    digest = hashlib.md5(json.dumps(listing, sort_keys=True).encode("utf-8"), usedforsecurity=False)
     return digest.hexdigest() + ".dir"
 
 

@@ -114,6 +114,13 @@ def test_endpoints_errors_and_metrics_on_real_gunicorn(server, record):
     assert "migraine_models_ready 1.0" in metrics
 
 
+def test_smoke_check_passes_on_a_healthy_deployment(server):
+    """The post-deploy check CI runs before deciding on a rollback."""
+    from stages.smoke import check
+
+    assert check(server.url, None) == []
+
+
 def test_tampered_models_make_gunicorn_refuse_to_serve(deployment, tmp_path, record):
     manifest = deployment / "models" / "manifest.json"
     manifest.write_text(manifest.read_text().replace('"seed"', '"seed" '))
@@ -124,6 +131,9 @@ def test_tampered_models_make_gunicorn_refuse_to_serve(deployment, tmp_path, rec
         assert status == 503
         assert "does not match dvc.lock" in body
         assert _request(server.url + "/predict", record)[0] == 503
+        from stages.smoke import check
+
+        assert check(server.url, None)[0].startswith("/ready answered 503")
     finally:
         server.stop()
 
