@@ -75,7 +75,7 @@ lint: setup
 # Security linter and dependency audit (the audit asks PyPI's advisory data: needs network).
 security: setup
 	$(BIN)/bandit -q -r migraine_ml stages app -c pyproject.toml
-	$(BIN)/pip-audit -r requirements.lock --progress-spinner off
+	$(BIN)/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off
 
 format: setup
 	$(BIN)/ruff format .
