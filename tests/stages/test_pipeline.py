@@ -1,6 +1,8 @@
 """The real DVC pipeline in a throwaway git repository (integration)."""
 
 import json
+import subprocess
+import time
 
 import pytest
 import yaml
@@ -106,3 +108,29 @@ def test_failing_validation_stops_the_pipeline(pipeline_repo):
     assert (repo / "data" / "processed" / "train.parquet").exists()
     assert (repo / "models" / "manifest.json").exists()
     assert (repo / "reports" / "evaluation.html").read_text() == report
+
+
+def test_sweep_runs_queued_experiments_with_one_worker(pipeline_repo):
+    """What `make sweep` does, on the small pipeline: queue a grid, one worker, show."""
+    repo = pipeline_repo
+    dvc(repo, "repro")
+    git = ["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "baseline"], cwd=repo, check=True)
+    dvc(repo, "exp", "run", "--queue", "-S", "features.n_features=10,15")
+    dvc(repo, "queue", "start", "-j", "1")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = dvc(repo, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    experiments = [e for commit in shown for e in (commit.get("experiments") or [])]
+    n_features = sorted(
+        run["data"]["params"]["params.yaml"]["data"]["features"]["n_features"]
+        for e in experiments
+        for run in e["revs"]
+    )
+    assert n_features == [10, 15]
