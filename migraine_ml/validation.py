@@ -88,7 +88,8 @@ def _range_schema(schema: Schema, present: list[str]) -> pa.DataFrameSchema:
         elif col.range is not None:
             columns[name] = pa.Column(float, pa.Check.in_range(*col.range), nullable=True)
         elif col.values is not None:
-            columns[name] = pa.Column(object, pa.Check.isin(list(col.values)), nullable=True)
+            # no dtype: pandas 3 reads text as `str`, older pandas as `object`
+            columns[name] = pa.Column(None, pa.Check.isin(list(col.values)), nullable=True)
     return pa.DataFrameSchema(columns, strict=False)
 
 

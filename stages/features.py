@@ -10,6 +10,7 @@ import pandas as pd
 from migraine_ml import persist
 from migraine_ml.features import applicable_config, make_feature_builder, selection_report
 from migraine_ml.schema import load_schema
+from migraine_ml.training import class_labels, encode_labels
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("features")
@@ -36,8 +37,11 @@ def main() -> None:
     # Selection scores need one target: the classification one when there is one.
     target = schema.classification_target or schema.regression_target
     task = "classification" if schema.classification_target else "regression"
+    y = train[target]
+    if task == "classification":  # text labels ("basilar", "yes") as codes 0..k-1
+        y = encode_labels(y, class_labels(y))
     builder = make_feature_builder(**config, task=task, seed=params["seed"])
-    builder.fit(train[features], train[target])
+    builder.fit(train[features], y)
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

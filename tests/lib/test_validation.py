@@ -129,3 +129,31 @@ def test_missing_share_threshold_is_honoured(clean_cohort, schema, threshold):
     frame.loc[0, "age"] = np.nan
     report = validate_frame(frame, schema, max_missing=threshold)
     assert report.passed is (threshold > 0)
+
+
+def test_category_columns_check_values_not_dtype():
+    """Pins a bug: pandas 3 reads text as `str`, which a dtype check reported as a
+    bogus range warning ("0 values outside ... e.g. 'str'")."""
+    import pandas as pd
+
+    from migraine_ml.schema import schema_from_dict
+
+    schema = schema_from_dict(
+        {
+            "columns": {
+                "sex": {"dtype": "category", "values": ["female", "male"]},
+                "y": {
+                    "dtype": "category",
+                    "role": "classification_target",
+                    "values": ["no", "yes"],
+                },
+            }
+        }
+    )
+    frame = pd.DataFrame({"sex": ["female", "male", "other"] * 20, "y": ["no", "yes", "no"] * 20})
+    report = validate_frame(frame, schema, min_rows=10)
+    ranges = _check(report, "value_ranges")
+    assert ranges.problems == [
+        "column 'sex': 20 values outside {female, male} (e.g. 'other'); preprocessing treats "
+        "them as missing"
+    ]

@@ -112,3 +112,84 @@ def test_preprocess_writes_split_processed_and_preprocessor(
     )
     summary = json.loads((tmp_path / "p.json").read_text())
     assert summary["rows_dropped"]["duplicates"] == 6
+
+
+def test_text_labels_categories_and_groups_flow_through_features(tmp_path, run_stage):
+    """Pins a bug: text class labels crashed the features stage's interaction scoring."""
+    import numpy as np
+    import yaml
+
+    from stages import features
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "patient": rng.integers(0, 60, n),
+            "age": rng.integers(18, 70, n),
+            "sex": rng.choice(["female", "male"], n),
+            "intensity": rng.integers(0, 4, n),
+            "type": rng.choice(["basilar", "typical aura", "none"], n),
+        }
+    )
+    frame.to_csv(tmp_path / "own.csv", index=False)
+    schema = tmp_path / "own.yaml"
+    schema.write_text(
+        yaml.safe_dump(
+            {
+                "name": "own",
+                "columns": {
+                    "patient": {"dtype": "int", "role": "group"},
+                    "age": {"dtype": "int", "range": [10, 90]},
+                    "sex": {"dtype": "category", "values": ["female", "male"]},
+                    "intensity": {"dtype": "int", "range": [0, 3]},
+                    "type": {
+                        "dtype": "category",
+                        "role": "classification_target",
+                        "values": ["basilar", "none", "typical aura"],
+                    },
+                },
+            }
+        )
+    )
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run_stage(
+        preprocess,
+        "--params",
+        tmp_path / "params.yaml",
+        "--data",
+        tmp_path / "own.csv",
+        "--schema",
+        schema,
+        "--split-dir",
+        tmp_path / "split",
+        "--out-dir",
+        tmp_path / "processed",
+        "--preprocessor",
+        tmp_path / "processed" / "pre.skops",
+        "--report",
+        tmp_path / "p.json",
+    )
+    train = pd.read_parquet(tmp_path / "split" / "train.parquet")
+    test = pd.read_parquet(tmp_path / "split" / "test.parquet")
+    assert set(train["patient"]).isdisjoint(test["patient"])
+    run_stage(
+        features,
+        "--params",
+        tmp_path / "params.yaml",
+        "--schema",
+        schema,
+        "--in-dir",
+        tmp_path / "processed",
+        "--out-dir",
+        tmp_path / "features",
+        "--builder",
+        tmp_path / "features" / "builder.skops",
+        "--report",
+        tmp_path / "f.json",
+    )
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["target"] == "type"
+    assert any("not in the data" in s for s in report["skipped_config"])
+    assert {"sex_female", "sex_male"} <= set(report["selected"]) | set(report["dropped"])
