@@ -26,16 +26,19 @@ from migraine_ml.schema import Schema, schema_from_dict
 logger = logging.getLogger(__name__)
 
 
-def dvc_dir_md5(directory: Path) -> str:
+def file_hashes(directory: Path) -> dict[str, str]:
+    """md5 of every file below `directory`, by its relative POSIX path."""
+    return {
+        path.relative_to(directory).as_posix(): persist.file_md5(path)
+        for path in directory.rglob("*")
+        if path.is_file()
+    }
+
+
+def dvc_dir_md5(directory: Path, hashes: dict[str, str] | None = None) -> str:
     """The `.dir` hash DVC records for a directory output (md5 of its sorted listing)."""
-    listing = sorted(
-        (
-            {"md5": persist.file_md5(path), "relpath": path.relative_to(directory).as_posix()}
-            for path in directory.rglob("*")
-            if path.is_file()
-        ),
-        key=lambda entry: entry["relpath"],
-    )
+    hashes = file_hashes(directory) if hashes is None else hashes
+    listing = [{"md5": hashes[relpath], "relpath": relpath} for relpath in sorted(hashes)]
     # DVC's content address, not a security measure
     digest = hashlib.md5(json.dumps(listing, sort_keys=True).encode("utf-8"), usedforsecurity=False)
     return digest.hexdigest() + ".dir"
@@ -93,8 +96,11 @@ class ModelStore:
         if not manifest_path.exists():
             self.problems.append(f"{manifest_path} not found: run `make repro` first")
             return self
-        if self.verify and not self._verified():
-            return self
+        hashes: dict[str, str] = {}
+        if self.verify:
+            hashes = file_hashes(self.models_dir)  # each file read once, reused below
+            if not self._verified(hashes):
+                return self
         self.manifest = json.loads(manifest_path.read_text())
         self.schema = schema_from_dict(self.manifest["schema"])
         reference_path = self.models_dir / "reference.json"
@@ -105,7 +111,7 @@ class ModelStore:
             parity = json.loads(parity_path.read_text())
         for entry in self.manifest["models"]:
             path = self.models_dir / entry["file"]
-            actual = persist.file_md5(path)
+            actual = hashes.get(entry["file"]) or persist.file_md5(path)
             if actual != entry["md5"]:
                 self.problems.append(f"{entry['file']}: md5 {actual} != manifest {entry['md5']}")
                 continue
@@ -131,7 +137,7 @@ class ModelStore:
         )
         return self
 
-    def _verified(self) -> bool:
+    def _verified(self, hashes: dict[str, str]) -> bool:
         if not self.lock_path.exists():
             self.problems.append(f"{self.lock_path} not found: cannot verify the models")
             return False
@@ -139,7 +145,7 @@ class ModelStore:
         if expected is None:
             self.problems.append(f"{self.lock_path} records no '{self.models_dir.name}' output")
             return False
-        actual = dvc_dir_md5(self.models_dir)
+        actual = dvc_dir_md5(self.models_dir, hashes)
         if actual != expected:
             self.problems.append(
                 f"{self.models_dir} hash {actual} does not match dvc.lock {expected}: the "

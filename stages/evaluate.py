@@ -51,8 +51,8 @@ CEILING_KEYS = {
 }
 
 
-def _ceiling(oracle_path: Path, data_path: str, task: str) -> tuple[dict | None, str]:
-    """The oracle's scores, only if they describe this very data file."""
+def _matching_oracle(oracle_path: Path, data_path: str) -> tuple[dict | None, str]:
+    """The oracle, only if it describes this very data file, and a note saying which."""
     if not oracle_path.exists():
         return None, "No oracle: there is no known ceiling for this data."
     oracle = json.loads(oracle_path.read_text())
@@ -61,12 +61,17 @@ def _ceiling(oracle_path: Path, data_path: str, task: str) -> tuple[dict | None,
             "No known ceiling: this is not the generated cohort, so the best "
             "achievable score is unknown (the oracle is not compared)."
         )
-    ceiling = {metric: oracle[key] for key, metric in CEILING_KEYS[task].items() if key in oracle}
-    return ceiling, (
+    return oracle, (
         "Ceiling: the true generating model's scores on the whole generated "
         f"cohort ({oracle['rows']} rows; the test split is a sample of it, so "
         "expect a little sampling noise)."
     )
+
+
+def _ceiling(oracle: dict | None, task: str) -> dict | None:
+    if oracle is None:
+        return None
+    return {metric: oracle[key] for key, metric in CEILING_KEYS[task].items() if key in oracle}
 
 
 def _classification_figures(live: Live, y, outputs, classes, names) -> list[tuple[str, str]]:
@@ -193,6 +198,8 @@ def main() -> None:
     live = Live(args.live_dir, dvcyaml=None, save_dvc_exp=False, report=None)
 
     metrics, details, figures, gate_checks, notes = {}, {}, {}, [], []
+    # read and hashed once: the data file can be large
+    oracle, oracle_note = _matching_oracle(Path(args.oracle), args.data)
     for task in ("classification", "regression"):
         entries = {m["rank"]: m for m in manifest["models"] if m["task"] == task}
         if not entries:
@@ -232,7 +239,7 @@ def main() -> None:
             seed=seed,
             confidence=config["confidence"],
         )
-        ceiling, ceiling_note = _ceiling(Path(args.oracle), args.data, task)
+        ceiling, ceiling_note = _ceiling(oracle, task), oracle_note
         higher = primary not in LOWER_IS_BETTER
         diagnosis = {
             rank: diagnose(
