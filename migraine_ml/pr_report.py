@@ -10,11 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
+from migraine_ml.report import draw_confusion, plt  # report selects the Agg backend
 
 INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
 
@@ -81,22 +77,14 @@ def _draw(axes, points: list[dict[str, Any]], x: str, y: str, kind: str) -> None
         axes.barh([str(p[y]) for p in points][::-1], [p[x] for p in points][::-1])
     elif kind == "scatter":
         axes.scatter([p[x] for p in points], [p[y] for p in points], s=4, alpha=0.4)
-    elif kind == "confusion":
+    elif kind == "confusion":  # x is the actual class, y the predicted one
         labels = sorted({str(p[x]) for p in points} | {str(p[y]) for p in points})
         counts = [
             [sum(1 for p in points if str(p[x]) == a and str(p[y]) == b) for b in labels]
             for a in labels
         ]
-        axes.imshow(counts, cmap="Blues")
-        axes.set(
-            xticks=range(len(labels)),
-            yticks=range(len(labels)),
-            xticklabels=labels,
-            yticklabels=labels,
-        )
-        for i, row in enumerate(counts):
-            for j, count in enumerate(row):
-                axes.text(j, i, str(count), ha="center", va="center")
+        draw_confusion(axes, counts, labels)
+        return  # draw_confusion labels its own axes
     else:
         axes.plot([p[x] for p in points], [p[y] for p in points])
     axes.set(xlabel=x, ylabel=y)

@@ -43,8 +43,9 @@ def curve_figure(
     return figure
 
 
-def confusion_figure(matrix: np.ndarray, labels: list[str], *, title: str) -> plt.Figure:
-    figure, axes = plt.subplots(figsize=(1.2 + 0.7 * len(labels), 1 + 0.6 * len(labels)))
+def draw_confusion(axes: plt.Axes, matrix: np.ndarray, labels: list[str]) -> None:
+    """Counts with actual classes as rows and predicted classes as columns."""
+    matrix = np.asarray(matrix)
     axes.imshow(matrix, cmap="Blues")
     axes.set(
         xticks=range(len(labels)),
@@ -53,7 +54,6 @@ def confusion_figure(matrix: np.ndarray, labels: list[str], *, title: str) -> pl
         yticklabels=labels,
         xlabel="predicted",
         ylabel="actual",
-        title=title,
     )
     threshold = matrix.max() / 2 if matrix.size else 0
     for (i, j), count in np.ndenumerate(matrix):
@@ -65,6 +65,12 @@ def confusion_figure(matrix: np.ndarray, labels: list[str], *, title: str) -> pl
             va="center",
             color="white" if count > threshold else "black",
         )
+
+
+def confusion_figure(matrix: np.ndarray, labels: list[str], *, title: str) -> plt.Figure:
+    figure, axes = plt.subplots(figsize=(1.2 + 0.7 * len(labels), 1 + 0.6 * len(labels)))
+    draw_confusion(axes, matrix, labels)
+    axes.set_title(title)
     return figure
 
 
