@@ -79,26 +79,31 @@ def test_validate_exits_non_zero_naming_the_column(
     assert report["passed"] is False
 
 
-def test_preprocess_writes_split_processed_and_preprocessor(
-    tmp_path, params_file, generated, run_stage
-):
+def _preprocess(run_stage, work, *, params, data, schema) -> None:
+    """The preprocess stage into work/split, work/processed and work/p.json."""
     run_stage(
         preprocess,
         "--params",
-        params_file,
+        params,
         "--data",
-        generated,
+        data,
         "--schema",
-        SCHEMA,
+        schema,
         "--split-dir",
-        tmp_path / "split",
+        work / "split",
         "--out-dir",
-        tmp_path / "processed",
+        work / "processed",
         "--preprocessor",
-        tmp_path / "processed" / "pre.skops",
+        work / "processed" / "pre.skops",
         "--report",
-        tmp_path / "p.json",
+        work / "p.json",
     )
+
+
+def test_preprocess_writes_split_processed_and_preprocessor(
+    tmp_path, params_file, generated, run_stage
+):
+    _preprocess(run_stage, tmp_path, params=params_file, data=generated, schema=SCHEMA)
     train = pd.read_parquet(tmp_path / "processed" / "train.parquet")
     test = pd.read_parquet(tmp_path / "processed" / "test.parquet")
     raw_test = pd.read_parquet(tmp_path / "split" / "test.parquet")
@@ -154,22 +159,12 @@ def test_text_labels_categories_and_groups_flow_through_features(tmp_path, run_s
     )
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    run_stage(
-        preprocess,
-        "--params",
-        tmp_path / "params.yaml",
-        "--data",
-        tmp_path / "own.csv",
-        "--schema",
-        schema,
-        "--split-dir",
-        tmp_path / "split",
-        "--out-dir",
-        tmp_path / "processed",
-        "--preprocessor",
-        tmp_path / "processed" / "pre.skops",
-        "--report",
-        tmp_path / "p.json",
+    _preprocess(
+        run_stage,
+        tmp_path,
+        params=tmp_path / "params.yaml",
+        data=tmp_path / "own.csv",
+        schema=schema,
     )
     train = pd.read_parquet(tmp_path / "split" / "train.parquet")
     test = pd.read_parquet(tmp_path / "split" / "test.parquet")
