@@ -13,7 +13,7 @@ export DO_NOT_TRACK := true
 # Stage commands in dvc.yaml call `python`; mlflow finds `uvicorn` on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup repro test lint format gate bench serve sweep report clean distclean
+.PHONY: help setup repro test lint format gate bench serve sweep report schema clean distclean
 
 help:
 	@echo "make setup   create $(VENV) and install the pinned dependencies"
@@ -22,6 +22,8 @@ help:
 	@echo "make serve   gunicorn on \$$PORT (default 8000) serving models/ (after make repro)"
 	@echo "make sweep   queue and run the default parameter grid as DVC experiments (dvc exp show)"
 	@echo "make report BASE=<ref>  report.md: params/metrics diff vs BASE, plots side by side, gate"
+	@echo "make schema DATA=<csv> TARGET=<col> [REGRESSION_TARGET=<col>] [GROUP=<col>] OUT=<yaml>"
+	@echo "             draft a schema for your own CSV (review it, then see the README)"
 	@echo "make gate    exit non-zero unless reports/gate.json passed (for CI)"
 	@echo "make bench   benchmarks under bench/ (results in reports/bench/)"
 	@echo "make lint    ruff check + ruff format --check"
@@ -58,6 +60,14 @@ sweep: setup
 BASE ?= origin/main
 report: setup
 	$(BIN)/python -m stages.report --base $(BASE) --out report.md
+
+# A draft schema for your own data; FORCE=1 overwrites an existing OUT.
+schema: setup
+	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make schema DATA=<csv> TARGET=<column> [REGRESSION_TARGET=<column>] [GROUP=<column>] OUT=<yaml>"; exit 2; }
+	$(BIN)/python -m stages.infer_schema --data '$(DATA)' --out '$(OUT)' \
+		$(if $(TARGET),--target '$(TARGET)') \
+		$(if $(REGRESSION_TARGET),--regression-target '$(REGRESSION_TARGET)') \
+		$(if $(GROUP),--group '$(GROUP)') $(if $(FORCE),--force)
 
 gate: setup
 	$(BIN)/python -m stages.gate --gate reports/gate.json

@@ -15,15 +15,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    f1_score,
-    log_loss,
     mean_absolute_error,
-    precision_score,
     r2_score,
-    recall_score,
-    roc_auc_score,
 )
 
 OVERFITTING = "OVERFITTING"
@@ -62,6 +55,28 @@ def brier_score(y: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
 
 
+def _roc_auc(positives: np.ndarray, p: np.ndarray) -> float:
+    """Mann-Whitney U with tied ranks averaged; NaN when only one class is present
+    (a rare class missing from a small test split or a bootstrap resample)."""
+    n_pos = int(positives.sum())
+    n_neg = len(positives) - n_pos
+    if not (n_pos and n_neg):
+        return float("nan")
+    ranks = rankdata(p)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def ovr_roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
+    """Macro one-vs-rest ROC-AUC over the classes present in `y`.
+
+    A class absent from the rows has no AUC; scikit-learn would warn and
+    return NaN for the whole average, here it is left out of the mean.
+    """
+    aucs = [_roc_auc(y == k, proba[:, k]) for k in np.unique(y)]
+    aucs = [a for a in aucs if not np.isnan(a)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """The binary metrics in plain numpy: the bootstrap calls this thousands of times
     and scikit-learn's input checks would cost more than the arithmetic. Tests hold
@@ -78,11 +93,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     tn = n_neg - fp
     recall = tp / n_pos if n_pos else 0.0
     specificity = tn / n_neg if n_neg else 0.0
-    if n_pos and n_neg:
-        ranks = rankdata(p)  # Mann-Whitney U with tied ranks averaged
-        roc_auc = (ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    else:
-        roc_auc = float("nan")  # undefined with one class (tiny bootstrap resamples)
+    roc_auc = _roc_auc(positives, p)
     # with one class present, balanced accuracy is that class's recall
     balanced = (recall + specificity) / 2 if n_pos and n_neg else (recall or specificity)
     clipped = np.clip(p, 1e-15, 1 - 1e-15)
@@ -99,49 +110,37 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """All classification metrics from integer labels 0..k-1 and class probabilities."""
-    y = np.asarray(y)
+    """All classification metrics from integer labels 0..k-1 and class probabilities.
+
+    Multi-class scores are macro averages over the classes present in the truth
+    or the predictions (scikit-learn's default), computed from the confusion
+    matrix in numpy for the same reason as `binary_metrics`; tests hold them
+    equal to scikit-learn's.
+    """
+    y = np.asarray(y, dtype=int)
     n_classes = proba.shape[1]
     if n_classes == 2:
         return binary_metrics(y, proba[:, 1])
     predicted = proba.argmax(axis=1)
-    binary = n_classes == 2
-    average = "binary" if binary else "macro"
-    present = np.unique(y)
-    if len(present) < 2:
-        roc_auc = float("nan")  # undefined with one class (tiny bootstrap resamples)
-    elif binary:
-        roc_auc = roc_auc_score(y, proba[:, 1])
-    else:
-        roc_auc = roc_auc_score(
-            y, proba, multi_class="ovr", average="macro", labels=np.arange(n_classes)
-        )
+    confusion = np.bincount(y * n_classes + predicted, minlength=n_classes**2).reshape(
+        n_classes, n_classes
+    )
+    hits = np.diag(confusion).astype(float)
+    actual, chosen = confusion.sum(axis=1), confusion.sum(axis=0)
+    seen = (actual + chosen) > 0
+
+    def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        return np.divide(numerator, denominator, out=np.zeros(n_classes), where=denominator > 0)
+
+    recall = ratio(hits, actual)
     return {
-        "accuracy": accuracy_score(y, predicted),
-        "balanced_accuracy": balanced_accuracy_score(y, predicted),
-        "precision": precision_score(
-            y,
-            predicted,
-            average=average,
-            zero_division=0,
-            labels=np.arange(n_classes) if not binary else None,
-        ),
-        "recall": recall_score(
-            y,
-            predicted,
-            average=average,
-            zero_division=0,
-            labels=np.arange(n_classes) if not binary else None,
-        ),
-        "f1": f1_score(
-            y,
-            predicted,
-            average=average,
-            zero_division=0,
-            labels=np.arange(n_classes) if not binary else None,
-        ),
-        "roc_auc": roc_auc,
-        "log_loss": log_loss(y, np.clip(proba, 1e-15, 1), labels=np.arange(n_classes)),
+        "accuracy": float(hits.sum() / len(y)),
+        "balanced_accuracy": float(recall[actual > 0].mean()),
+        "precision": float(ratio(hits, chosen)[seen].mean()),
+        "recall": float(recall[seen].mean()),
+        "f1": float(ratio(2 * hits, actual + chosen)[seen].mean()),
+        "roc_auc": ovr_roc_auc(y, proba),
+        "log_loss": float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1)))),
         "brier": brier_score(y, proba),
     }
 
@@ -373,3 +372,29 @@ def evaluate_task(
         "champion_vs_runner_up": comparison,
         "outputs": test_out,
     }
+
+
+def grouping_note(group: str, grouping: dict[str, Any]) -> str:
+    """The report's sentence on patient-level splitting, with the counts that prove it."""
+    split = grouping["split"]
+    straddling = split["groups_on_both_sides"] + sum(
+        facts["groups"]["groups_on_both_sides"]
+        for facts in grouping["cv"].values()
+        if "groups" in facts
+    )
+    folds = ", ".join(
+        f"{task}: {facts['folds']} {facts['splitter']} folds"
+        for task, facts in grouping["cv"].items()
+    )
+    verdict = (
+        "no patient is scored on rows it was trained on"
+        if straddling == 0
+        else f"WARNING: {straddling} '{group}' values straddle a split, so scores are inflated"
+    )
+    return (
+        f"Split by '{group}': every row of one '{group}' stays on one side of the train/test "
+        f"split ({split['groups']['train']} in train, {split['groups']['test']} in test, "
+        f"{split['groups_on_both_sides']} on both) and of every cross-validation fold ({folds}); "
+        f"{verdict}. Row-level splits of repeated measures would leak a patient into the test "
+        "rows and inflate every score."
+    )

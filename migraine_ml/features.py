@@ -201,6 +201,15 @@ class QuantileBins(_AddColumns):
 
 
 def _selection_scores(X: pd.DataFrame, y: np.ndarray, *, score: str, task: str, seed: int):
+    """Scores per column; a constant column scores 0 (the scorers would warn or divide by 0)."""
+    varying = (X.nunique() > 1).to_numpy()
+    scores = np.zeros(X.shape[1])
+    if varying.any():
+        scores[varying] = _scores(X.loc[:, varying], y, score=score, task=task, seed=seed)
+    return scores
+
+
+def _scores(X: pd.DataFrame, y: np.ndarray, *, score: str, task: str, seed: int):
     classification = task == "classification"
     if score == "f_test":
         values, _ = (f_classif if classification else f_regression)(X, y)

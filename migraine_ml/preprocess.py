@@ -16,7 +16,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from migraine_ml.schema import Schema
@@ -58,6 +58,38 @@ def split_train_test(
     labels = stratify if stratify is not None else pd.Series(0, index=frame.index)
     train_idx, test_idx = next(folds.split(frame, labels, groups=frame[group]))
     return frame.iloc[train_idx], frame.iloc[test_idx]
+
+
+def group_separation(groups: pd.Series, splits: Any) -> dict[str, Any]:
+    """How many groups have rows on both sides of any of the given (train, test) index splits.
+
+    The count must be 0: a patient with rows on both sides is scored on rows
+    like the ones it was trained on, which inflates every metric.
+    """
+    shared: set[Any] = set()
+    n_splits = 0
+    for train_idx, test_idx in splits:
+        shared |= set(groups.iloc[train_idx]) & set(groups.iloc[test_idx])
+        n_splits += 1
+    return {
+        "column": str(groups.name),
+        "groups": int(groups.nunique()),
+        "splits": n_splits,
+        "groups_on_both_sides": len(shared),
+    }
+
+
+def split_facts(train: pd.DataFrame, test: pd.DataFrame, *, group: str | None) -> dict[str, Any]:
+    """What the train/test split kept apart, for the reports."""
+    if group is None:
+        return {"method": "stratified row split"}
+    both = pd.concat([train[group], test[group]], ignore_index=True)
+    separation = group_separation(both, [(np.arange(len(train)), np.arange(len(train), len(both)))])
+    return {
+        "method": f"stratified group split: all rows of one '{group}' on one side",
+        "groups": {"train": int(train[group].nunique()), "test": int(test[group].nunique())},
+        "groups_on_both_sides": separation["groups_on_both_sides"],
+    }
 
 
 class _ColumnwiseTransformer(TransformerMixin, BaseEstimator):
@@ -182,7 +214,12 @@ def make_preprocessor(
     outlier_strategy: str = "clip",
     scale: bool = True,
 ) -> Pipeline:
-    """Entry errors -> missing, outliers limited, impute, scale, one-hot categories."""
+    """Entry errors -> missing, outliers limited, impute, scale, encode categories.
+
+    Categories are one-hot encoded over the schema's values, so a value never
+    seen in training (but allowed by the schema) encodes as all zeros; with
+    `ordered: true` a category becomes its position in the listed values.
+    """
     limits = {
         name: schema.columns[name].range
         for name in schema.continuous_features
@@ -219,6 +256,15 @@ def make_preprocessor(
                 [name],
             )
         )
+    for name in schema.ordinal_features:
+        categories = [list(map(str, schema.columns[name].values or ()))]
+        encoder = OrdinalEncoder(
+            categories=categories, handle_unknown="use_encoded_value", unknown_value=np.nan
+        )
+        steps = [("ordinal", encoder), ("impute", SimpleImputer(strategy="median"))]
+        if scale:
+            steps.append(("scale", StandardScaler()))
+        blocks.append((name, Pipeline(steps), [name]))
     columns = ColumnTransformer(blocks, remainder="drop", verbose_feature_names_out=False)
     pipeline = Pipeline(
         [
@@ -241,6 +287,7 @@ def preprocess_summary(
     train: pd.DataFrame,
     test: pd.DataFrame,
     dropped: dict[str, int],
+    group: str | None = None,
 ) -> dict[str, Any]:
     """What preprocessing did, per column: entry errors blanked, outliers limited, imputed."""
     guard: RangeGuard = preprocessor.named_steps["entry_errors"]
@@ -264,6 +311,7 @@ def preprocess_summary(
     return {
         "rows_dropped": dropped,
         "rows": {"train": len(train), "test": len(test)},
+        "split": split_facts(train, test, group=group),
         "outlier_strategy": limiter.strategy,
         "columns": per_column,
     }

@@ -31,6 +31,7 @@ class Column:
     values: tuple[Any, ...] | None = None
     description: str = ""
     condition: dict[str, Any] | None = None
+    ordered: bool = False
 
     @property
     def is_numeric(self) -> bool:
@@ -77,7 +78,17 @@ class Schema:
 
     @property
     def categorical_features(self) -> list[str]:
-        return [n for n in self.features if self.columns[n].dtype == "category"]
+        """Unordered categories: one-hot encoded."""
+        return [
+            n
+            for n in self.features
+            if self.columns[n].dtype == "category" and not self.columns[n].ordered
+        ]
+
+    @property
+    def ordinal_features(self) -> list[str]:
+        """Categories whose values are listed in their natural order: encoded 0, 1, 2, ..."""
+        return [n for n in self.features if self.columns[n].ordered]
 
     @property
     def classification_target(self) -> str | None:
@@ -108,11 +119,13 @@ class Schema:
         for col in self.columns.values():
             spec: dict[str, Any] = {"dtype": col.dtype, "role": col.role}
             if col.range is not None:
-                spec["range"] = list(col.range)
+                spec["range"] = [int(v) if v.is_integer() else v for v in col.range]
             if col.values is not None:
                 spec["values"] = list(col.values)
             if col.condition is not None:
                 spec["condition"] = dict(col.condition)
+            if col.ordered:
+                spec["ordered"] = True
             if col.description:
                 spec["description"] = col.description
             columns[col.name] = spec
@@ -143,8 +156,12 @@ def schema_from_dict(raw: dict[str, Any]) -> Schema:
                 raise SchemaFileError(f"column '{name}': range min > max")
             value_range = (float(value_range[0]), float(value_range[1]))
         values = spec.get("values")
-        if dtype == "category" and not values:
+        # group and id columns are never encoded, so they need no list of values
+        if dtype == "category" and not values and role not in ("group", "id"):
             raise SchemaFileError(f"column '{name}': a category column needs 'values'")
+        ordered = spec.get("ordered", False)
+        if ordered not in (True, False) or (ordered and dtype != "category"):
+            raise SchemaFileError(f"column '{name}': 'ordered: true' is for category columns")
         columns[str(name)] = Column(
             name=str(name),
             dtype=dtype,
@@ -153,6 +170,7 @@ def schema_from_dict(raw: dict[str, Any]) -> Schema:
             values=tuple(values) if values is not None else None,
             description=str(spec.get("description", "")),
             condition=spec.get("condition"),
+            ordered=ordered,
         )
     schema = Schema(name=str(raw.get("name", "dataset")), columns=columns)
     for role in ("classification_target", "regression_target", "group"):

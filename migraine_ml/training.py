@@ -31,6 +31,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 
 from migraine_ml.models import Subsampled, model_zoo, param_prefix, search_space
+from migraine_ml.preprocess import group_separation
 from migraine_ml.schema import Schema
 
 logger = logging.getLogger(__name__)
@@ -72,12 +73,19 @@ def default_scoring(task: str, n_classes: int = 2) -> str:
     return "roc_auc" if n_classes == 2 else "f1_macro"
 
 
-def class_labels(labels: pd.Series) -> list[Any]:
-    """Sorted class labels; whole-number labels as int (1, not 1.0)."""
+def class_labels(labels: pd.Series, order: tuple[Any, ...] | None = None) -> list[Any]:
+    """The classes present in `labels`; whole-number labels as int (1, not 1.0).
+
+    Text classes follow `order` (the schema's listed values) where given, so the
+    last listed value of a two-class target is the positive class ("no", "yes");
+    otherwise, and for labels the order does not list, they are sorted.
+    """
     values = sorted(labels.dropna().unique().tolist())
     if all(isinstance(v, int | float) and float(v).is_integer() for v in values):
         return [int(v) for v in values]
-    return [str(v) for v in values]
+    present = [str(v) for v in values]
+    listed = [str(v) for v in order or () if str(v) in present]
+    return listed + [v for v in present if v not in listed]
 
 
 def encode_labels(labels: pd.Series, classes: list[Any]) -> pd.Series:
@@ -112,6 +120,18 @@ def cv_splitter(task: str, *, folds: int, seed: int, grouped: bool):
     if grouped:
         return GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     return KFold(n_splits=folds, shuffle=True, random_state=seed)
+
+
+def cv_facts(
+    task: str, *, X: pd.DataFrame, y: pd.Series, groups: pd.Series | None, folds: int, seed: int
+) -> dict[str, Any]:
+    """The folds tuning uses, and (with groups) proof that no group straddles a fold."""
+    cv = cv_splitter(task, folds=folds, seed=seed, grouped=groups is not None)
+    facts: dict[str, Any] = {"splitter": type(cv).__name__, "folds": folds}
+    if groups is not None:
+        groups = groups.reset_index(drop=True)
+        facts["groups"] = group_separation(groups, cv.split(X, y, groups))
+    return facts
 
 
 def _plain(value: Any) -> Any:

@@ -68,6 +68,14 @@ def _examples(values: pd.Series) -> str:
     return ", ".join(shown)
 
 
+def _shown(value: Any) -> str:
+    """A cell as the user wrote it: 2 rather than np.float64(2.0)."""
+    value = getattr(value, "item", lambda: value)()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return repr(value)
+
+
 def _type_schema(schema: Schema, present: list[str]) -> pa.DataFrameSchema:
     """Hard type checks: numeric columns must parse as numbers."""
     columns = {
@@ -100,6 +108,24 @@ def _failure_cases(pandera_schema: pa.DataFrameSchema, frame: pd.DataFrame) -> p
         cases = err.failure_cases
         return cases[cases["column"].notna()]
     return pd.DataFrame(columns=["column", "check", "failure_case", "index"])
+
+
+def _uninformative(frame: pd.DataFrame, features: list[str], *, min_rows: int) -> list[str]:
+    """Constant features, and features that differ from their usual value in a handful of rows."""
+    problems = []
+    for name in features:
+        if name not in frame:
+            continue
+        counts = frame[name].value_counts()
+        if counts.empty:
+            continue
+        usual, rest = _shown(counts.index[0]), int(counts.iloc[1:].sum())
+        if rest == 0:
+            problems.append(f"column '{name}': constant ({usual} in every row); it cannot help")
+        elif rest < min_rows:
+            rows = "1 row differs" if rest == 1 else f"{rest} rows differ"
+            problems.append(f"column '{name}': only {rows} from {usual}; too few to learn from")
+    return problems
 
 
 def coerce_types(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
@@ -220,6 +246,13 @@ def validate_frame(
             f" (e.g. {_examples(cases['failure_case'])}); preprocessing treats them as missing"
         )
     report.add("value_ranges", range_problems, WARNING, "all values inside schema ranges")
+
+    report.add(
+        "informative_columns",
+        _uninformative(typed, schema.features, min_rows=min_class_rows),
+        WARNING,
+        f"every feature varies in at least {min_class_rows} rows",
+    )
 
     n_duplicates = int(frame.duplicated().sum())
     report.add(

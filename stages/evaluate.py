@@ -15,7 +15,14 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from migraine_ml import persist
-from migraine_ml.evaluation import LOWER_IS_BETTER, diagnose, evaluate_task, quality_gate
+from migraine_ml.evaluation import (
+    LOWER_IS_BETTER,
+    diagnose,
+    evaluate_task,
+    grouping_note,
+    quality_gate,
+)
+from migraine_ml.preprocess import split_facts
 from migraine_ml.report import (
     bar_figure,
     confusion_figure,
@@ -349,18 +356,20 @@ def main() -> None:
         )
 
     gate = quality_gate(gate_checks)
+    grouping = None
     metrics["gate_passed"] = gate["passed"]
     if schema.group:
-        notes.append(
-            f"Rows of one '{schema.group}' stay on one side of every split (train/"
-            "test and CV folds), so no patient is scored on rows it was trained on."
-        )
+        grouping = {
+            "split": split_facts(train, test, group=schema.group),
+            "cv": manifest.get("cv", {}),
+        }
+        notes.append(grouping_note(schema.group, grouping))
     notes += [
         f"{e['task']} {e['name']}: {n}" for e in manifest["leaderboard"] for n in e.get("notes", [])
     ]
     live.end()
     write_json(metrics, args.metrics)
-    write_json(details | {"gate": gate, "notes": notes}, args.details)
+    write_json(details | {"gate": gate, "notes": notes, "grouping": grouping}, args.details)
     write_json(gate, args.gate)
     summary = [
         f"Data: {args.data} ({len(train)} train rows, {len(test)} test rows; schema "

@@ -39,7 +39,7 @@ def main() -> None:
     task = "classification" if schema.classification_target else "regression"
     y = train[target]
     if task == "classification":  # text labels ("basilar", "yes") as codes 0..k-1
-        y = encode_labels(y, class_labels(y))
+        y = encode_labels(y, class_labels(y, schema.columns[target].values))
     builder = make_feature_builder(**config, task=task, seed=params["seed"])
     builder.fit(train[features], y)
 

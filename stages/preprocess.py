@@ -65,9 +65,11 @@ def main() -> None:
             Path(args.out_dir) / f"{name}.parquet"
         )
     persist.save(preprocessor, args.preprocessor)
-    summary = preprocess_summary(preprocessor, train=train, test=test, dropped=dropped)
+    summary = preprocess_summary(
+        preprocessor, train=train, test=test, dropped=dropped, group=schema.group
+    )
     write_json(summary, args.report)
-    logger.info("dropped %s; train %d rows, test %d rows", dropped, len(train), len(test))
+    logger.info("dropped %s; %s", dropped, summary["split"])
 
 
 if __name__ == "__main__":

@@ -32,12 +32,11 @@ def _git_show(ref: str, path: str) -> str | None:
 
 
 def _declared_plots(dvc_yaml: Path) -> list[dict]:
-    stages = yaml.safe_load(dvc_yaml.read_text()).get("stages", {})
+    """The top-level `plots:` entries of dvc.yaml, each as {path, template, x, y, ...}."""
     plots = []
-    for stage in stages.values():
-        for entry in stage.get("plots", []):
-            ((path, config),) = entry.items() if isinstance(entry, dict) else ((entry, {}),)
-            plots.append({"path": path, **(config or {})})
+    for entry in yaml.safe_load(dvc_yaml.read_text()).get("plots", []):
+        ((path, config),) = entry.items() if isinstance(entry, dict) else ((entry, {}),)
+        plots.append({"path": path, **(config or {})})
     return plots
 
 

@@ -24,6 +24,7 @@ from migraine_ml.schema import load_schema
 from migraine_ml.training import (
     Candidate,
     class_labels,
+    cv_facts,
     default_scoring,
     encode_labels,
     rank,
@@ -89,7 +90,7 @@ def main() -> None:
     tasks = []
     if schema.classification_target:
         labels = train[schema.classification_target]
-        classes = class_labels(labels)
+        classes = class_labels(labels, schema.columns[schema.classification_target].values)
         y = encode_labels(labels, classes)
         shares = y.value_counts(normalize=True)
         weight = config["class_weight"]
@@ -125,6 +126,7 @@ def main() -> None:
         "seed": seed,
         "models": [],
         "leaderboard": [],
+        "cv": {},
     }
     reference = {"inputs": input_profile(train, schema), "predictions": {}}
     registry = {}
@@ -147,6 +149,16 @@ def main() -> None:
                 scoring,
                 config["cv_folds"],
             )
+            task_groups = rows[schema.group] if groups is not None else None
+            manifest["cv"][task] = cv_facts(
+                task,
+                X=rows[schema.features],
+                y=y,
+                groups=task_groups,
+                folds=config["cv_folds"],
+                seed=seed,
+            )
+            logger.info("%s CV folds: %s", task, manifest["cv"][task])
             run_ids = {}
 
             def done(candidate, position, total, run_ids=run_ids):
@@ -158,7 +170,7 @@ def main() -> None:
                     task,
                     X=rows[schema.features],
                     y=y,
-                    groups=rows[schema.group] if groups is not None else None,
+                    groups=task_groups,
                     steps=steps,
                     models=models,
                     seed=seed,

@@ -18,19 +18,14 @@ DVC_YAML = {
             "cmd": "true",
             "params": ["features.n_features"],
             "metrics": [{"reports/metrics.json": {"cache": False}}],
-            "plots": [
-                {
-                    "reports/roc.json": {
-                        "cache": False,
-                        "template": "simple",
-                        "x": "fpr",
-                        "y": "tpr",
-                        "title": "ROC",
-                    }
-                }
-            ],
+            "outs": [{"reports/roc.json": {"cache": False}}],
         }
-    }
+    },
+    "plots": [
+        {"reports/roc.json": {"template": "simple", "x": "fpr", "y": "tpr", "title": "ROC"}},
+        # a plot one revision lacks (no regression target) is skipped, not an error
+        {"reports/residuals.json": {"template": "scatter", "x": "predicted", "y": "residual"}},
+    ],
 }
 
 
