@@ -374,6 +374,20 @@ def evaluate_task(
     }
 
 
+def multiclass_note(classes: list[Any], y_test: np.ndarray) -> str:
+    """How multi-class scores are averaged, and which classes the test rows lack."""
+    counts = np.bincount(np.asarray(y_test, dtype=int), minlength=len(classes))
+    absent = [str(c) for c, n in zip(classes, counts, strict=True) if n == 0]
+    rarest = min((n, str(c)) for c, n in zip(classes, counts, strict=True) if n > 0)
+    return (
+        f"{len(classes)} classes: precision, recall and F1 are macro averages (each class "
+        "counts equally), ROC-AUC the macro one-vs-rest average over the classes present "
+        f"in the test rows; the rarest, '{rarest[1]}', has {rarest[0]} test rows"
+        + (f"; absent from the test rows: {', '.join(absent)}" if absent else "")
+        + "."
+    )
+
+
 def grouping_note(group: str, grouping: dict[str, Any]) -> str:
     """The report's sentence on patient-level splitting, with the counts that prove it."""
     split = grouping["split"]

@@ -20,6 +20,7 @@ from migraine_ml.evaluation import (
     diagnose,
     evaluate_task,
     grouping_note,
+    multiclass_note,
     quality_gate,
 )
 from migraine_ml.preprocess import split_facts
@@ -220,6 +221,8 @@ def main() -> None:
             y_train = encode_labels(tr[target], classes).to_numpy()
             y_test = encode_labels(te[target], classes).to_numpy()
             dummy = DummyClassifier(strategy="prior").fit(tr[schema.features], y_train)
+            if len(classes) > 2:
+                notes.append(multiclass_note(classes, y_test))
         else:
             tr = train[regression_rows(train, schema)]
             te = test[regression_rows(test, schema)]

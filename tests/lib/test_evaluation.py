@@ -13,6 +13,8 @@ from migraine_ml.evaluation import (
     classification_metrics,
     diagnose,
     evaluate_task,
+    grouping_note,
+    multiclass_note,
     paired_difference,
     quality_gate,
     regression_metrics,
@@ -250,3 +252,52 @@ def test_fast_binary_metrics_equal_scikit_learn(seed):
     }
     for name, value in expected.items():
         assert fast[name] == pytest.approx(value, abs=1e-12), name
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_multiclass_metrics_equal_scikit_learn(seed):
+    """Macro scores over the classes in truth or predictions, as scikit-learn's defaults;
+    ROC-AUC over the classes present (class 6 never occurs in the truth here)."""
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 6, 80)
+    proba = rng.dirichlet(np.ones(7), 80)
+    fast = classification_metrics(y, proba)
+    predicted = proba.argmax(axis=1)
+    macro = {"average": "macro", "zero_division": 0}
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        balanced = skm.balanced_accuracy_score(y, predicted)
+    expected = {
+        "accuracy": skm.accuracy_score(y, predicted),
+        "balanced_accuracy": balanced,
+        "precision": skm.precision_score(y, predicted, **macro),
+        "recall": skm.recall_score(y, predicted, **macro),
+        "f1": skm.f1_score(y, predicted, **macro),
+        "roc_auc": np.mean([skm.roc_auc_score(y == k, proba[:, k]) for k in range(6)]),
+        "log_loss": skm.log_loss(y, proba, labels=np.arange(7)),
+    }
+    for name, value in expected.items():
+        assert fast[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_multiclass_note_names_the_rarest_and_absent_classes():
+    note = multiclass_note(["cluster", "sinus", "tension"], np.array([2, 2, 2, 1]))
+    assert "3 classes: precision, recall and F1 are macro averages" in note
+    assert "the rarest, 'sinus', has 1 test rows; absent from the test rows: cluster." in note
+
+
+def _grouping(split_both: int, fold_both: int) -> dict:
+    fold = {"column": "patient", "groups": 40, "splits": 3, "groups_on_both_sides": fold_both}
+    return {
+        "split": {"groups": {"train": 40, "test": 10}, "groups_on_both_sides": split_both},
+        "cv": {"classification": {"splitter": "StratifiedGroupKFold", "folds": 3, "groups": fold}},
+    }
+
+
+def test_grouping_note_states_the_separation_and_flags_a_leak():
+    clean = grouping_note("patient", _grouping(0, 0))
+    assert "(40 in train, 10 in test, 0 on both)" in clean
+    assert "3 StratifiedGroupKFold folds); no patient is scored on rows it was trained on" in clean
+    leaky = grouping_note("patient", _grouping(0, 2))
+    assert "WARNING: 2 'patient' values straddle a split" in leaky

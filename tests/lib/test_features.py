@@ -148,3 +148,12 @@ def test_applicable_config_drops_what_the_data_lacks():
     assert usable["n_features"] == 5
     assert len(skipped) == 4
     assert "health index 'gone': columns ['z'] not in the data, skipped" in skipped
+
+
+@pytest.mark.parametrize("score", ["f_test", "mutual_info", "model"])
+def test_constant_columns_score_zero_without_warnings(frame, target, score):
+    """pytest turns warnings into errors: F-tests on a constant column would divide by 0."""
+    with_constant = frame.assign(version=2.0)
+    select = SelectTop(2, score=score, seed=0).fit(with_constant, target)
+    assert select.scores_["version"] == 0.0
+    assert "version" not in select.selected_

@@ -10,8 +10,10 @@ from migraine_ml.preprocess import (
     OutlierLimiter,
     RangeGuard,
     drop_unusable_rows,
+    group_separation,
     make_preprocessor,
     preprocess_summary,
+    split_facts,
     split_train_test,
 )
 from migraine_ml.schema import schema_from_dict
@@ -204,3 +206,45 @@ def test_boosters_and_wrappers_survive_the_canonical_archive(tmp_path, usable, s
     np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
     refitted = model_zoo("classification", seed=0)[model].fit(X, y)
     assert persist.save(refitted, tmp_path / "b.skops") == first
+
+
+def test_ordered_categories_become_their_position():
+    schema = schema_from_dict(
+        {
+            "columns": {
+                "pills": {
+                    "dtype": "category",
+                    "values": ["none", "reduced", "continuing"],
+                    "ordered": True,
+                },
+                "y": {"dtype": "binary", "role": "classification_target"},
+            }
+        }
+    )
+    train = pd.DataFrame({"pills": ["none", "continuing", "reduced", None, "none"]})
+    preprocessor = make_preprocessor(schema, scale=False).fit(train)
+    out = preprocessor.transform(pd.DataFrame({"pills": ["continuing", "none", "stopped", None]}))
+    # unknown and missing values are imputed with the training median (position 0.5 -> 0.5)
+    assert out["pills"].tolist() == [2.0, 0.0, 0.5, 0.5]
+
+
+def test_group_separation_counts_straddling_groups():
+    groups = pd.Series(["a", "a", "b", "b", "c"], name="patient")
+    apart = group_separation(groups, [(np.array([0, 1, 4]), np.array([2, 3]))])
+    assert apart == {"column": "patient", "groups": 3, "splits": 1, "groups_on_both_sides": 0}
+    leaky = group_separation(groups, [(np.array([0, 2, 4]), np.array([1, 3]))])
+    assert leaky["groups_on_both_sides"] == 2
+
+
+def test_split_facts_for_a_grouped_split(usable, schema):
+    rows = usable.assign(patient=np.arange(len(usable)) // 4)
+    train, test = split_train_test(
+        rows, target=schema.classification_target, group="patient", test_size=0.2, seed=0
+    )
+    facts = split_facts(train, test, group="patient")
+    assert facts["groups_on_both_sides"] == 0
+    assert facts["groups"] == {
+        "train": train["patient"].nunique(),
+        "test": test["patient"].nunique(),
+    }
+    assert split_facts(train, test, group=None) == {"method": "stratified row split"}

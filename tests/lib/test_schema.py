@@ -77,3 +77,21 @@ def test_library_names_no_migraine_column(schema):
         text = module.read_text()
         named = sorted(n for n in names if f'"{n}"' in text or f"'{n}'" in text)
         assert not named, f"{module.name} names dataset columns {named}"
+
+
+def test_ordered_categories_and_group_ids_without_values():
+    schema = schema_from_dict(
+        _spec(
+            dose={"dtype": "category", "values": ["none", "reduced", "full"], "ordered": True},
+            sex={"dtype": "category", "values": ["f", "m"]},
+            patient={"dtype": "category", "role": "group"},
+        )
+    )
+    assert schema.ordinal_features == ["dose"]
+    assert schema.categorical_features == ["sex"]
+    assert schema.group == "patient" and schema.columns["patient"].values is None
+    assert schema_from_dict(schema.to_dict()) == schema
+    with pytest.raises(SchemaFileError, match="'ordered: true' is for category columns"):
+        schema_from_dict(_spec(x={"dtype": "float", "ordered": True}))
+    with pytest.raises(SchemaFileError, match="'ordered: true' is for category columns"):
+        schema_from_dict(_spec(x={"dtype": "category", "values": ["a"], "ordered": "yes"}))

@@ -6,6 +6,7 @@ from migraine_ml.features import make_feature_builder
 from migraine_ml.preprocess import drop_unusable_rows, make_preprocessor
 from migraine_ml.training import (
     class_labels,
+    cv_facts,
     cv_splitter,
     default_scoring,
     rank,
@@ -121,3 +122,26 @@ def test_default_scoring(task, n_classes, expected):
 def test_class_labels():
     assert class_labels(pd.Series([1.0, 0.0, 1.0, None])) == [0, 1]
     assert class_labels(pd.Series(["yes", "no", "no"])) == ["no", "yes"]
+
+
+def test_class_order_follows_the_schema():
+    # a binary target's positive class is the last listed value, whatever the alphabet says
+    labels = pd.Series(["migraine", "none", "none"])
+    assert class_labels(labels, ("none", "migraine")) == ["none", "migraine"]
+    # listed values absent from the data are left out; unlisted ones go last, sorted
+    assert class_labels(pd.Series(["b", "c", "a"]), ("c", "x", "a")) == ["c", "a", "b"]
+
+
+def test_cv_facts_count_groups_straddling_folds():
+    groups = pd.Series(np.repeat(np.arange(30), 4), name="patient")
+    y = pd.Series(np.tile([0, 1], 60))
+    X = pd.DataFrame({"x": np.zeros(120)})
+    facts = cv_facts("classification", X=X, y=y, groups=groups, folds=3, seed=0)
+    assert facts["splitter"] == "StratifiedGroupKFold"
+    assert facts["groups"] == {
+        "column": "patient",
+        "groups": 30,
+        "splits": 3,
+        "groups_on_both_sides": 0,
+    }
+    assert "groups" not in cv_facts("regression", X=X, y=y, groups=None, folds=3, seed=0)

@@ -157,3 +157,16 @@ def test_category_columns_check_values_not_dtype():
         "column 'sex': 20 values outside {female, male} (e.g. 'other'); preprocessing treats "
         "them as missing"
     ]
+
+
+def test_constant_and_nearly_constant_features_are_reported(clean_cohort, schema):
+    frame = clean_cohort.copy()
+    frame["exercise"] = 3
+    frame["neck_pain"] = 0
+    frame.loc[5, "neck_pain"] = 1
+    report = validate_frame(frame, schema)
+    assert report.passed
+    assert _check(report, "informative_columns").problems == [
+        "column 'exercise': constant (3 in every row); it cannot help",
+        "column 'neck_pain': only 1 row differs from 0; too few to learn from",
+    ]
