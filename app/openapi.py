@@ -22,6 +22,19 @@ def _field(column) -> dict[str, Any]:
     return spec
 
 
+def expected_value_key(schema: Schema) -> str:
+    """The response field of the regression model: named after the schema's target."""
+    return f"expected_{schema.regression_target}"
+
+
+def _expected_value(schema: Schema) -> dict[str, Any]:
+    description = f"the model's expected {schema.regression_target}"
+    condition = schema.columns[schema.regression_target].condition
+    if condition:
+        description += f", given {condition['column']} = {condition['equals']}"
+    return {"type": "number", "description": description}
+
+
 def example_record(schema: Schema, reference: dict[str, Any]) -> dict[str, Any]:
     """A plausible record: the training median (or most common value) of each feature."""
     example = {}
@@ -68,11 +81,12 @@ def build_spec(schema: Schema, reference: dict[str, Any], *, max_batch: int) -> 
             "probability": {"type": "number", "minimum": 0, "maximum": 1},
             "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
             "predicted_class": {},
-            "expected_severity_given_migraine": {"type": "number"},
             "models": {"type": "object"},
             "drift_warning": {"nullable": True},
         },
     }
+    if schema.regression_target:
+        prediction["properties"][expected_value_key(schema)] = _expected_value(schema)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -108,7 +122,12 @@ def build_spec(schema: Schema, reference: dict[str, Any], *, max_batch: int) -> 
                                         "type": "object",
                                         "required": ["predictions"],
                                         "properties": {
-                                            "predictions": {"type": "array", "items": prediction}
+                                            "predictions": {
+                                                "type": "array",
+                                                "items": {
+                                                    "$ref": "#/components/schemas/Prediction"
+                                                },
+                                            }
                                         },
                                     }
                                 }
@@ -145,6 +164,7 @@ def build_spec(schema: Schema, reference: dict[str, Any], *, max_batch: int) -> 
         "components": {
             "schemas": {
                 "Record": record,
+                "Prediction": prediction,
                 "Batch": {
                     "type": "object",
                     "required": ["records"],

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnsupportedMediaType
 
 from app.errors import InvalidInput
+from app.openapi import expected_value_key
 from app.validation import RecordValidator
 
 bp = Blueprint("predict", __name__)
@@ -91,6 +92,7 @@ def predict():
     }
     now = time.time()
     predictions, log_rows = [], []
+    expected_key = expected_value_key(store.schema)
     classes = classifier.classes if classifier else None
     predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if classifier else None
     for i, record in enumerate(records):
@@ -104,7 +106,7 @@ def predict():
                 out["probability"] = round(float(row[1]), 6)
             out["predicted_class"] = predicted[i]
         if regressor:
-            out["expected_severity_given_migraine"] = round(float(severity[i]), 4)
+            out[expected_key] = round(float(severity[i]), 4)
         out["models"] = models
         out["drift_warning"] = None  # filled by drift monitoring
         predictions.append(out)
@@ -115,7 +117,7 @@ def predict():
                 record,
                 out.get("probability"),
                 str(out.get("predicted_class")),
-                out.get("expected_severity_given_migraine"),
+                out.get(expected_key) if regressor else None,
                 classifier.version if classifier else None,
                 regressor.version if regressor else None,
             )

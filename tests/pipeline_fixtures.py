@@ -80,10 +80,8 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return result
 
 
-@pytest.fixture
-def pipeline_repo(tmp_path: Path) -> Path:
+def make_pipeline_repo(repo: Path) -> Path:
     """A git + DVC repository holding this project's pipeline, on a small cohort."""
-    repo = tmp_path / "repo"
     repo.mkdir()
     for name in PIPELINE_FILES:
         source = ROOT / name
@@ -101,6 +99,11 @@ def pipeline_repo(tmp_path: Path) -> Path:
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)
     return repo
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path: Path) -> Path:
+    return make_pipeline_repo(tmp_path / "repo")
 
 
 SCHEMA = ROOT / "schemas" / "migraine.yaml"

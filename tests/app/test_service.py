@@ -18,7 +18,7 @@ def test_single_prediction(client, record, app):
     assert 0 <= prediction["probability"] <= 1
     assert prediction["probabilities"]["1"] == prediction["probability"]
     assert prediction["predicted_class"] in (0, 1)
-    assert 1 <= prediction["expected_severity_given_migraine"] <= 10
+    assert 1 <= prediction["expected_migraine_severity"] <= 10
     assert prediction["models"]["classification"]["name"]
     assert len(prediction["models"]["classification"]["version"]) == 12
     assert prediction["drift_warning"] is None
@@ -36,8 +36,8 @@ def test_fast_path_matches_the_sklearn_pipeline(deployment, record):
     b = slow.post("/predict", json={"records": records}).get_json()["predictions"]
     for x, y in zip(a, b, strict=True):
         assert x["probability"] == pytest.approx(y["probability"], abs=1e-6)
-        assert x["expected_severity_given_migraine"] == pytest.approx(
-            y["expected_severity_given_migraine"], abs=1e-4
+        assert x["expected_migraine_severity"] == pytest.approx(
+            y["expected_migraine_severity"], abs=1e-4
         )
     serving = {m["rank"]: m["serving"] for m in fast.get("/model").get_json()["models"]}
     assert serving["champion"].startswith("numpy fast path")

@@ -40,7 +40,7 @@ def test_a_row_level_split_of_the_diary_inflates_the_score(diary):
     by_patient = cv_f1(
         StratifiedGroupKFold(5, shuffle=True, random_state=0), groups=rows["patient_id"]
     )
-    assert by_row > by_patient + 0.05
+    assert by_row > by_patient + 0.04
 
 
 def test_yes_no_cohort_scores_pain_only_when_yes():
