@@ -62,12 +62,12 @@ report: setup
 	$(BIN)/python -m stages.report --base $(BASE) --out report.md
 
 # A draft schema for your own data; FORCE=1 overwrites an existing OUT.
+SCHEMA_ROLES = $(if $(TARGET),--target '$(TARGET)') \
+	$(if $(REGRESSION_TARGET),--regression-target '$(REGRESSION_TARGET)') \
+	$(if $(GROUP),--group '$(GROUP)') $(if $(FORCE),--force)
 schema: setup
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make schema DATA=<csv> TARGET=<column> [REGRESSION_TARGET=<column>] [GROUP=<column>] OUT=<yaml>"; exit 2; }
-	$(BIN)/python -m stages.infer_schema --data '$(DATA)' --out '$(OUT)' \
-		$(if $(TARGET),--target '$(TARGET)') \
-		$(if $(REGRESSION_TARGET),--regression-target '$(REGRESSION_TARGET)') \
-		$(if $(GROUP),--group '$(GROUP)') $(if $(FORCE),--force)
+	$(BIN)/python -m stages.infer_schema --data '$(DATA)' --out '$(OUT)' $(strip $(SCHEMA_ROLES))
 
 gate: setup
 	$(BIN)/python -m stages.gate --gate reports/gate.json
