@@ -13,7 +13,7 @@ export DO_NOT_TRACK := true
 # Stage commands in dvc.yaml call `python`; mlflow finds `uvicorn` on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup repro test lint format gate bench serve sweep report schema clean distclean
+.PHONY: help setup repro test lint security format gate bench serve sweep report schema clean distclean
 
 help:
 	@echo "make setup   create $(VENV) and install the pinned dependencies"
@@ -26,7 +26,8 @@ help:
 	@echo "             draft a schema for your own CSV (review it, then see the README)"
 	@echo "make gate    exit non-zero unless reports/gate.json passed (for CI)"
 	@echo "make bench   benchmarks under bench/ (results in reports/bench/)"
-	@echo "make lint    ruff check + ruff format --check"
+	@echo "make lint    ruff check + format check, yamllint, GitHub workflow schema check"
+	@echo "make security  bandit and pip-audit"
 	@echo "make format  ruff format + ruff check --fix"
 	@echo "make clean   remove caches and test leftovers (keeps $(VENV) and DVC outputs)"
 
@@ -78,6 +79,13 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/yamllint -s .github/ dvc.yaml params.yaml schemas/
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
+
+# Security linter and dependency audit (the audit asks PyPI's advisory data: needs network).
+security: setup
+	$(BIN)/bandit -q -r migraine_ml stages app -c pyproject.toml
+	$(BIN)/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off
 
 format: setup
 	$(BIN)/ruff format .

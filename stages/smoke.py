@@ -11,6 +11,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 
 def _call(url: str, body: dict | None = None, *, key: str | None = None) -> tuple[int, dict]:
@@ -20,7 +21,8 @@ def _call(url: str, body: dict | None = None, *, key: str | None = None) -> tupl
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        # main() accepts only http(s) base URLs, so no file: or custom scheme reaches here
+        with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
@@ -57,6 +59,8 @@ def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--url", required=True, help="base URL of the service")
     args = cli.parse_args()
+    if urlsplit(args.url).scheme not in ("http", "https"):
+        sys.exit(f"smoke: --url must start with http:// or https://, got {args.url!r}")
     problems = check(args.url.rstrip("/"), os.environ.get("API_KEY"))
     if problems:
         print("smoke test FAILED:", *problems, sep="\n  ", file=sys.stderr)

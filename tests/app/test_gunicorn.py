@@ -169,3 +169,11 @@ def test_hup_reloads_workers_without_failing_a_request(deployment, tmp_path, rec
     assert failures == []
     assert any(t < hup for t in served) and any(t > hup + 3 for t in served)
     assert "Handling signal: hup" in log
+
+
+def test_smoke_refuses_a_url_that_is_not_http(monkeypatch):
+    from stages import smoke
+
+    monkeypatch.setattr(sys, "argv", ["smoke", "--url", "file:///etc/passwd"])
+    with pytest.raises(SystemExit, match="--url must start with http:// or https://"):
+        smoke.main()
