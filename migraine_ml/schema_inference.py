@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from migraine_ml.schema import Schema, schema_from_dict
+from migraine_ml.schema import Schema, SchemaFileError, schema_from_dict
 
 # More distinct text values than this and a column is treated as an identifier.
 MAX_CATEGORIES = 30
@@ -58,7 +58,7 @@ def _ordered_text(values: list[str]) -> list[str]:
     return ordered
 
 
-def _column_spec(name: str, values: pd.Series, role: str) -> tuple[dict[str, Any], list[str]]:
+def _column_spec(values: pd.Series, role: str) -> tuple[dict[str, Any], list[str]]:
     """dtype, range or values of one column, and review notes."""
     present = values.dropna()
     notes: list[str] = []
@@ -80,7 +80,7 @@ def _column_spec(name: str, values: pd.Series, role: str) -> tuple[dict[str, Any
     if role in ("group", "id"):
         return {"dtype": "category", "role": role}, notes
     distinct = sorted(text.unique())
-    if len(distinct) > MAX_CATEGORIES:
+    if len(distinct) > MAX_CATEGORIES and role == "feature":
         notes.append(
             f"{len(distinct)} distinct text values: kept out of the features as an identifier; "
             "list its values and set role: feature to use it"
@@ -147,7 +147,7 @@ def infer_schema(
             skipped.append(str(column))
             continue
         role = roles.get(column, "feature")
-        spec, column_notes = _column_spec(str(column), values, role)
+        spec, column_notes = _column_spec(values, role)
         missing = values.isna().mean()
         if missing > 0:
             column_notes.append(f"{missing:.1%} missing")
@@ -163,6 +163,11 @@ def infer_schema(
             raise InferenceError(
                 f"target '{target}' has {numbers.nunique()} distinct numbers: it looks "
                 "continuous; name it as the regression target instead"
+            )
+        if numbers is None and labels.nunique() > MAX_CLASSES:
+            raise InferenceError(
+                f"target '{target}' has {labels.nunique()} distinct values: too many classes "
+                f"(at most {MAX_CLASSES})"
             )
         if numbers is not None and columns[target]["dtype"] != "binary":
             # a numeric class label is a class, not a measurement: no range check needed
@@ -186,7 +191,10 @@ def infer_schema(
     features = [c for c, spec in columns.items() if spec["role"] == "feature"]
     if not features:
         raise InferenceError("no column is left to be a feature")
-    schema = schema_from_dict({"name": name, "columns": columns})
+    try:
+        schema = schema_from_dict({"name": name, "columns": columns})
+    except SchemaFileError as err:
+        raise InferenceError(str(err)) from err
     return Inferred(schema=schema, notes=notes, skipped=skipped)
 
 
