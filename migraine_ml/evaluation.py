@@ -8,16 +8,21 @@ bootstrap confidence interval.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
+from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
     mean_absolute_error,
     r2_score,
 )
+
+from migraine_ml.persist import file_md5
 
 OVERFITTING = "OVERFITTING"
 UNDERFITTING = "UNDERFITTING"
@@ -40,6 +45,26 @@ RECOMMENDATIONS = {
 
 # Higher is better for every metric except these.
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+
+# CV scoring name -> the metric of the same meaning in the report
+PRIMARY = {
+    "roc_auc": "roc_auc",
+    "f1_macro": "f1",
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced_accuracy",
+    "r2": "r2",
+}
+# oracle.json key -> report metric, per task
+CEILING_KEYS = {
+    "classification": {
+        "roc_auc": "roc_auc",
+        "accuracy": "accuracy",
+        "balanced_accuracy": "balanced_accuracy",
+        "log_loss": "log_loss",
+        "brier": "brier",
+    },
+    "regression": {"severity_r2": "r2", "severity_rmse": "rmse"},
+}
 
 
 def brier_score(y: np.ndarray, proba: np.ndarray) -> float:
@@ -412,3 +437,102 @@ def grouping_note(group: str, grouping: dict[str, Any]) -> str:
         f"{verdict}. Row-level splits of repeated measures would leak a patient into the test "
         "rows and inflate every score."
     )
+
+
+def matching_oracle(oracle_path: Path, data_path: str | Path) -> tuple[dict | None, str]:
+    """The oracle, only if it describes this very data file, and a note saying which."""
+    if not oracle_path.exists():
+        return None, "No oracle: there is no known ceiling for this data."
+    oracle = json.loads(oracle_path.read_text())
+    if oracle.get("data_md5") != file_md5(data_path):
+        return None, (
+            "No known ceiling: this is not the generated cohort, so the best "
+            "achievable score is unknown (the oracle is not compared)."
+        )
+    return oracle, (
+        "Ceiling: the true generating model's scores on the whole generated "
+        f"cohort ({oracle['rows']} rows; the test split is a sample of it, so "
+        "expect a little sampling noise)."
+    )
+
+
+def ceiling_of(oracle: dict | None, task: str) -> dict | None:
+    if oracle is None:
+        return None
+    return {metric: oracle[key] for key, metric in CEILING_KEYS[task].items() if key in oracle}
+
+
+def judge_task(
+    task: str,
+    result: dict[str, Any],
+    *,
+    primary: str,
+    champion_name: str,
+    ceiling: dict | None,
+    ceiling_note: str,
+    overfit_gap: float,
+    underfit_floor: float,
+    margin: float,
+) -> dict[str, Any]:
+    """Fit diagnosis per model, the gate check, and the task's block of metrics.json.
+
+    Args:
+        result: what `evaluate_task` returned.
+    """
+    test, train = result["test"], result["train"]
+    higher = primary not in LOWER_IS_BETTER
+    diagnosis = {
+        rank: diagnose(
+            train_score=train[rank][primary],
+            test_score=test[rank][primary],
+            dummy_score=test["dummy"][primary],
+            higher_is_better=higher,
+            overfit_gap=overfit_gap,
+            underfit_floor=underfit_floor,
+            margin=margin,
+            ceiling=(ceiling or {}).get(primary),
+        )
+        for rank in test
+        if rank != "dummy"
+    }
+    champion = diagnosis["champion"]
+    gate_check = {
+        "task": task,
+        "model": champion_name,
+        "metric": primary,
+        "test": champion["test"],
+        "dummy": test["dummy"][primary],
+        "lift_over_dummy": round(champion["lift_over_dummy"], 6),
+        "margin": margin,
+        "verdict": champion["verdict"],
+    }
+    metrics = dict(test)
+    if ceiling:
+        metrics["ceiling"] = ceiling
+        gap = ceiling[primary] - test["champion"][primary]
+        metrics["champion_gap_to_ceiling"] = {primary: round(gap, 6)}
+        ceiling_note += (
+            f" The champion's test {primary} {test['champion'][primary]:.4f} is {gap:.4f} "
+            f"{'below' if gap >= 0 else 'above'} the ceiling {ceiling[primary]:.4f}."
+        )
+    if result["champion_vs_runner_up"]:
+        metrics["champion_vs_runner_up"] = result["champion_vs_runner_up"]
+    return {
+        "diagnosis": diagnosis,
+        "gate_check": gate_check,
+        "metrics": metrics,
+        "ceiling_note": ceiling_note,
+    }
+
+
+def permutation_scores(
+    model: Any, X: Any, y: np.ndarray, *, scoring: str, repeats: int, seed: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and spread of the score drop when each raw column is shuffled, largest first."""
+    result = permutation_importance(
+        model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1
+    )
+    order = np.argsort(-result.importances_mean)
+    means = {X.columns[i]: float(result.importances_mean[i]) for i in order}
+    errors = {X.columns[i]: float(result.importances_std[i]) for i in order}
+    return means, errors

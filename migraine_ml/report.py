@@ -13,8 +13,12 @@ matplotlib.use("Agg")  # no display: files only
 
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from migraine_ml.evaluation import LOWER_IS_BETTER
+
+Figure = tuple[str, str]  # (caption, PNG data URI)
 
 
 def png_data_uri(figure: plt.Figure) -> str:
@@ -55,6 +59,8 @@ def draw_confusion(axes: plt.Axes, matrix: np.ndarray, labels: list[str]) -> Non
         xlabel="predicted",
         ylabel="actual",
     )
+    if max(map(len, labels), default=0) > 3:  # class names, not 0/1: keep them legible
+        plt.setp(axes.get_xticklabels(), rotation=40, ha="right")
     threshold = matrix.max() / 2 if matrix.size else 0
     for (i, j), count in np.ndenumerate(matrix):
         axes.text(
@@ -97,6 +103,76 @@ def scatter_figure(
     axes.axhline(0, color="grey", linestyle="--")
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return figure
+
+
+def classification_figures(
+    y: np.ndarray, outputs: dict[str, np.ndarray], classes: list[Any], names: dict[str, str]
+) -> list[Figure]:
+    """Confusion matrix of the champion; for two classes also ROC, precision-recall and
+    calibration curves of every model (the dummy included, as the chance line)."""
+    labels = [str(c) for c in classes]
+    predicted = outputs["champion"].argmax(axis=1)
+    matrix = confusion_matrix(y, predicted, labels=range(len(labels)))
+    figures = [
+        (
+            "Confusion matrix, champion (test split)",
+            png_data_uri(
+                confusion_figure(matrix, labels, title=f"Confusion matrix: {names['champion']}")
+            ),
+        )
+    ]
+    if len(classes) != 2:
+        return figures
+    roc, pr, calibration = {}, {}, {}
+    for rank, proba in outputs.items():
+        label = f"{rank}: {names.get(rank, rank)}"
+        fpr, tpr, _ = roc_curve(y, proba[:, 1])
+        roc[label] = (fpr, tpr)
+        precision, recall, _ = precision_recall_curve(y, proba[:, 1])
+        pr[label] = (recall, precision)
+        if rank != "dummy":
+            true, pred = calibration_curve(y, proba[:, 1], n_bins=10, strategy="quantile")
+            calibration[label] = (pred, true)
+    roc_plot = curve_figure(
+        roc, title="ROC", xlabel="false positive rate", ylabel="true positive rate", diagonal=True
+    )
+    pr_plot = curve_figure(pr, title="Precision-recall", xlabel="recall", ylabel="precision")
+    calibration_plot = curve_figure(
+        calibration,
+        title="Calibration",
+        xlabel="mean predicted probability",
+        ylabel=f"observed share of '{labels[1]}'",
+        diagonal=True,
+    )
+    figures.append(("ROC curve (test split)", png_data_uri(roc_plot)))
+    figures.append(("Precision-recall curve (test split)", png_data_uri(pr_plot)))
+    figures.append(
+        ("Calibration curve (test split, quantile bins)", png_data_uri(calibration_plot))
+    )
+    return figures
+
+
+def residual_figure(y: np.ndarray, predicted: np.ndarray, name: str) -> Figure:
+    plot = scatter_figure(
+        predicted,
+        y - predicted,
+        title=f"Residuals: {name}",
+        xlabel="predicted",
+        ylabel="actual - predicted",
+    )
+    return ("Residuals vs predicted, champion (test split)", png_data_uri(plot))
+
+
+def importance_figure(
+    means: dict[str, float], errors: dict[str, float], *, scoring: str, name: str
+) -> Figure:
+    plot = bar_figure(
+        means,
+        errors=errors,
+        xlabel=f"drop in {scoring} when permuted",
+        title=f"Permutation importance: {name}",
+    )
+    return ("Permutation importance, champion (test split)", png_data_uri(plot))
 
 
 def _cell(value: Any) -> str:

@@ -111,6 +111,17 @@ def regression_rows(frame: pd.DataFrame, schema: Schema) -> pd.Series:
     return mask
 
 
+def task_rows(
+    task: str, schema: Schema, frame: pd.DataFrame, classes: list[Any] | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The rows a task learns from and its target: class codes 0..k-1 in the order of
+    `classes`, or the regression target as float on the rows where it is defined."""
+    if task == "classification":
+        return frame, encode_labels(frame[schema.classification_target], classes or [])
+    rows = frame[regression_rows(frame, schema)]
+    return rows, rows[schema.regression_target].astype(float)
+
+
 def cv_splitter(task: str, *, folds: int, seed: int, grouped: bool):
     """Folds that stratify classes and, with a group column, keep each group in one fold."""
     if task == "classification":
