@@ -82,3 +82,10 @@ def prediction_profile(scores: np.ndarray, *, bins: int = 10) -> dict[str, Any]:
         "mean": round(float(np.mean(scores)), DIGITS),
         "sample": _rounded(_sample(pd.Series(scores))),
     }
+
+
+def predicted_scores(pipeline: Any, X: pd.DataFrame, classes: list[Any] | None) -> np.ndarray:
+    """What the drift reference profiles: the last class's probability, or the prediction."""
+    if classes:
+        return np.asarray(pipeline.predict_proba(X)[:, -1])
+    return np.asarray(pipeline.predict(X))

@@ -95,6 +95,14 @@ def log_candidate(candidate: Candidate, *, tags: dict[str, str]) -> str:
         return run.info.run_id
 
 
+def input_example(X: pd.DataFrame) -> pd.DataFrame:
+    """Three input rows with numeric columns as float: clients may send 7.5 for an int."""
+    example = X.head(3).copy()
+    numeric = example.select_dtypes("number").columns
+    example[numeric] = example[numeric].astype(float)
+    return example
+
+
 def register_champion(
     candidate: Candidate,
     *,

@@ -66,6 +66,55 @@ class Candidate:
         }
 
 
+@dataclass
+class Task:
+    """One learning problem the schema poses: its rows, target, folds and models to tune."""
+
+    name: str  # "classification" or "regression"
+    rows: pd.DataFrame
+    y: pd.Series
+    groups: pd.Series | None
+    scoring: str
+    class_weight: str | None
+    classes: list[Any] | None
+    models: dict[str, dict[str, Any]]
+
+
+def plan_tasks(
+    schema: Schema, train: pd.DataFrame, config: dict[str, Any], *, min_class_share: float
+) -> list[Task]:
+    """A task per target in the schema, set up from params.yaml's `train` block.
+
+    Classes are weighted when `class_weight` is "auto" and the rarest class is
+    below `min_class_share`; scoring "auto" is ROC-AUC for two classes and
+    macro F1 for more.
+    """
+    tasks = []
+    groups = train[schema.group] if schema.group else None
+    target = schema.classification_target
+    if target:
+        classes = class_labels(train[target], schema.columns[target].values)
+        rows, y = task_rows("classification", schema, train, classes)
+        weight = config["class_weight"]
+        if weight == "auto":
+            rare = y.value_counts(normalize=True).min() < min_class_share
+            weight = "balanced" if rare else None
+        scoring = config["scoring"]["classification"]
+        if scoring == "auto":
+            scoring = default_scoring("classification", len(classes))
+        tasks.append(
+            Task("classification", rows, y, groups, scoring, weight, classes, config["classifiers"])
+        )
+    if schema.regression_target:
+        rows, y = task_rows("regression", schema, train)
+        task_groups = rows[schema.group] if schema.group else None
+        scoring = config["scoring"]["regression"]
+        tasks.append(
+            Task("regression", rows, y, task_groups, scoring, None, None, config["regressors"])
+        )
+    return tasks
+
+
 def default_scoring(task: str, n_classes: int = 2) -> str:
     """ROC-AUC for binary, macro-F1 for multi-class, R² for regression."""
     if task == "regression":

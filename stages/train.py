@@ -6,7 +6,6 @@ import logging
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from dvclive import Live
 
@@ -19,18 +18,9 @@ from migraine_ml.manifest import (
     model_entry,
     model_file,
 )
-from migraine_ml.reference import input_profile, prediction_profile
+from migraine_ml.reference import input_profile, predicted_scores, prediction_profile
 from migraine_ml.schema import load_schema
-from migraine_ml.training import (
-    Candidate,
-    class_labels,
-    cv_facts,
-    default_scoring,
-    encode_labels,
-    rank,
-    regression_rows,
-    train_zoo,
-)
+from migraine_ml.training import Candidate, cv_facts, plan_tasks, rank, train_zoo
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("train")
@@ -55,14 +45,6 @@ def _progress(candidate: Candidate, position: int, total: int) -> None:
     )
 
 
-def _example(rows: pd.DataFrame, schema) -> pd.DataFrame:
-    """Three input rows with numeric columns as float: clients may send 7.5 for an int."""
-    example = rows[schema.features].head(3).copy()
-    numeric = [c for c in schema.features if schema.columns[c].is_numeric]
-    example[numeric] = example[numeric].astype(float)
-    return example
-
-
 def main() -> None:
     cli = parser(__doc__)
     cli.add_argument("--schema", required=True, help="schema YAML")
@@ -83,36 +65,9 @@ def main() -> None:
         ("preprocess", persist.load(args.preprocessor)),
         ("features", persist.load(args.builder)),
     ]
-    groups = train[schema.group] if schema.group else None
     models_dir = Path(args.models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
-
-    tasks = []
-    if schema.classification_target:
-        labels = train[schema.classification_target]
-        classes = class_labels(labels, schema.columns[schema.classification_target].values)
-        y = encode_labels(labels, classes)
-        shares = y.value_counts(normalize=True)
-        weight = config["class_weight"]
-        if weight == "auto":
-            weight = "balanced" if shares.min() < params["validate"]["min_class_share"] else None
-        scoring = config["scoring"]["classification"]
-        if scoring == "auto":
-            scoring = default_scoring("classification", len(classes))
-        tasks.append(("classification", train, y, scoring, weight, classes, config["classifiers"]))
-    if schema.regression_target:
-        rows = train[regression_rows(train, schema)]
-        tasks.append(
-            (
-                "regression",
-                rows,
-                rows[schema.regression_target].astype(float),
-                config["scoring"]["regression"],
-                None,
-                None,
-                config["regressors"],
-            )
-        )
+    tasks = plan_tasks(schema, train, config, min_class_share=params["validate"]["min_class_share"])
 
     tags = {"git_commit": _git_commit(), "schema": schema.name}
     manifest = {
@@ -140,25 +95,21 @@ def main() -> None:
         params={k: params[k] for k in ("seed", "features", "train")},
         tags=tags,
     ):
-        for task, rows, y, scoring, weight, classes, models in tasks:
+        for task in tasks:
+            X = task.rows[schema.features]
             logger.info(
                 "%s: tuning %d models on %d rows (%s, %d-fold CV)",
-                task,
-                len(models),
-                len(rows),
-                scoring,
+                task.name,
+                len(task.models),
+                len(X),
+                task.scoring,
                 config["cv_folds"],
             )
-            task_groups = rows[schema.group] if groups is not None else None
-            manifest["cv"][task] = cv_facts(
-                task,
-                X=rows[schema.features],
-                y=y,
-                groups=task_groups,
-                folds=config["cv_folds"],
-                seed=seed,
+            cv = cv_facts(
+                task.name, X=X, y=task.y, groups=task.groups, folds=config["cv_folds"], seed=seed
             )
-            logger.info("%s CV folds: %s", task, manifest["cv"][task])
+            manifest["cv"][task.name] = cv
+            logger.info("%s CV folds: %s", task.name, cv)
             run_ids = {}
 
             def done(candidate, position, total, run_ids=run_ids):
@@ -167,49 +118,26 @@ def main() -> None:
 
             ranked = rank(
                 train_zoo(
-                    task,
-                    X=rows[schema.features],
-                    y=y,
-                    groups=task_groups,
+                    task.name,
+                    X=X,
+                    y=task.y,
+                    groups=task.groups,
                     steps=steps,
-                    models=models,
+                    models=task.models,
                     seed=seed,
                     folds=config["cv_folds"],
-                    scoring=scoring,
-                    class_weight=weight,
+                    scoring=task.scoring,
+                    class_weight=task.class_weight,
                     max_rows=config["max_rows"],
                     on_done=done,
                 )
             )
             manifest["leaderboard"].extend(leaderboard(ranked))
+            md5s = {}
             for position, candidate in enumerate(ranked[:2]):
-                file = model_file(task, RANKS[position])
-                md5 = persist.save(candidate.pipeline, models_dir / file)
+                file = model_file(task.name, RANKS[position])
+                md5 = md5s[RANKS[position]] = persist.save(candidate.pipeline, models_dir / file)
                 fast_path[file] = parity(candidate.pipeline, parity_rows, schema.features)
-                if position == 0:
-                    name = f"{schema.name}-{'classifier' if classes else 'regressor'}"
-                    version = tracking.register_champion(
-                        candidate,
-                        run_id=run_ids[candidate.name],
-                        registered_name=name,
-                        trusted_types=persist.trusted_types(models_dir / file),
-                        input_example=_example(rows, schema),
-                    )
-                    registry[task] = {
-                        "name": name,
-                        "version": version,
-                        "alias": tracking.CHAMPION,
-                        "file": file,
-                        "md5": md5,
-                        "tracking_uri": tracking.tracking_uri(),
-                    }
-                    X = rows[schema.features]
-                    scores = (
-                        candidate.pipeline.predict_proba(X)[:, -1]
-                        if classes
-                        else candidate.pipeline.predict(X)
-                    )
-                    reference["predictions"][task] = prediction_profile(np.asarray(scores))
                 manifest["models"].append(
                     model_entry(
                         candidate,
@@ -217,18 +145,40 @@ def main() -> None:
                         file=file,
                         md5=md5,
                         raw_features=schema.features,
-                        classes=classes,
+                        classes=task.classes,
                     )
                 )
-            best = ranked[0]
-            live.log_metric(f"{task}/best_cv_{scoring}", round(best.cv_mean, 6), plot=False)
+            champion = ranked[0]
+            file = model_file(task.name, RANKS[0])
+            name = f"{schema.name}-{'classifier' if task.classes else 'regressor'}"
+            version = tracking.register_champion(
+                champion,
+                run_id=run_ids[champion.name],
+                registered_name=name,
+                trusted_types=persist.trusted_types(models_dir / file),
+                input_example=tracking.input_example(X),
+            )
+            registry[task.name] = {
+                "name": name,
+                "version": version,
+                "alias": tracking.CHAMPION,
+                "file": file,
+                "md5": md5s[RANKS[0]],
+                "tracking_uri": tracking.tracking_uri(),
+            }
+            reference["predictions"][task.name] = prediction_profile(
+                predicted_scores(champion.pipeline, X, task.classes)
+            )
+            live.log_metric(
+                f"{task.name}/best_cv_{task.scoring}", round(champion.cv_mean, 6), plot=False
+            )
             live.log_plot(
-                f"leaderboard_{task}",
+                f"leaderboard_{task.name}",
                 [{"model": c.name, "cv_score": round(c.cv_mean, 6)} for c in ranked],
                 x="cv_score",
                 y="model",
                 template="bar_horizontal",
-                title=f"{task}: cross-validated {scoring}",
+                title=f"{task.name}: cross-validated {task.scoring}",
             )
     live.end()
     write_json(manifest, models_dir / "manifest.json")

@@ -9,6 +9,7 @@ from migraine_ml.training import (
     cv_facts,
     cv_splitter,
     default_scoring,
+    plan_tasks,
     rank,
     regression_rows,
     train_zoo,
@@ -145,3 +146,36 @@ def test_cv_facts_count_groups_straddling_folds():
         "groups_on_both_sides": 0,
     }
     assert "groups" not in cv_facts("regression", X=X, y=y, groups=None, folds=3, seed=0)
+
+
+def _config(**overrides):
+    config = {
+        "class_weight": "auto",
+        "scoring": {"classification": "auto", "regression": "r2"},
+        "classifiers": CHEAP,
+        "regressors": {"ridge": {}},
+    }
+    return config | overrides
+
+
+def test_plan_tasks_follows_the_schema(rows, schema):
+    classification, regression = plan_tasks(schema, rows, _config(), min_class_share=0.10)
+    assert classification.name == "classification" and classification.classes == [0, 1]
+    assert classification.scoring == "roc_auc" and classification.class_weight is None
+    assert classification.groups is None and len(classification.rows) == len(rows)
+    # severity only where a migraine occurred
+    assert len(regression.rows) == int((rows["migraine_occurrence"] == 1).sum())
+    assert regression.y.dtype == float and regression.classes is None
+
+
+def test_plan_tasks_weights_rare_classes_and_scores_many_classes_by_macro_f1():
+    from migraine_ml.example_data import headache_diary
+    from migraine_ml.schema_inference import infer_schema
+
+    diary = headache_diary(seed=1).drop_duplicates()
+    schema = infer_schema(diary, target="headache_type", group="patient_id").schema
+    (task,) = plan_tasks(schema, diary, _config(), min_class_share=0.10)
+    assert task.scoring == "f1_macro" and task.class_weight == "balanced"
+    assert len(task.classes) == 7 and task.groups.name == "patient_id"
+    (fixed,) = plan_tasks(schema, diary, _config(class_weight=None), min_class_share=0.10)
+    assert fixed.class_weight is None
