@@ -268,6 +268,7 @@ def train_zoo(
 ) -> list[Candidate]:
     """Tune every model named in `models` (params.yaml's block for this task)."""
     zoo = model_zoo(task, seed=seed, class_weight=class_weight, max_rows=max_rows)
+    steps = steps_for(task, steps)
     unknown = sorted(set(models) - set(zoo))
     if unknown:
         raise ValueError(f"{task} models {unknown} are not in the zoo {sorted(zoo)}")
@@ -294,6 +295,18 @@ def train_zoo(
             if on_done is not None:
                 on_done(candidate, position, len(models))
     return candidates
+
+
+def steps_for(task: str, steps: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Unfitted copies of the shared steps, with feature selection scored for this task
+    (the feature builder is fitted once, for the classification target if there is one)."""
+    copies = []
+    for name, step in steps:
+        step = clone(step)
+        if "select__task" in step.get_params():
+            step.set_params(select__task=task)
+        copies.append((name, step))
+    return copies
 
 
 def rank(candidates: list[Candidate]) -> list[Candidate]:

@@ -12,6 +12,7 @@ from migraine_ml.training import (
     plan_tasks,
     rank,
     regression_rows,
+    steps_for,
     train_zoo,
 )
 from migraine_ml.validation import coerce_types
@@ -179,3 +180,10 @@ def test_plan_tasks_weights_rare_classes_and_scores_many_classes_by_macro_f1():
     assert len(task.classes) == 7 and task.groups.name == "patient_id"
     (fixed,) = plan_tasks(schema, diary, _config(class_weight=None), min_class_share=0.10)
     assert fixed.class_weight is None
+
+
+def test_feature_selection_is_scored_for_the_task(steps):
+    regression = dict(steps_for("regression", steps))
+    assert regression["features"].named_steps["select"].task == "regression"
+    # the caller's steps are left as they were
+    assert dict(steps)["features"].named_steps["select"].task == "classification"
