@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from migraine_ml import persist
-from migraine_ml.fastpath import CompiledPipeline, reference_output
+from migraine_ml.fastpath import CompiledPipeline, decode_categories, reference_output
 from migraine_ml.schema import Schema, schema_from_dict
 
 logger = logging.getLogger(__name__)
@@ -70,11 +69,12 @@ class ServedModel:
     def version(self) -> str:
         return self.md5[:12]
 
-    def predict(self, matrix: np.ndarray, features: list[str]) -> np.ndarray:
-        """Probabilities (classifier) or predictions (regressor) for raw feature rows."""
+    def predict(self, matrix: np.ndarray, schema: Schema) -> np.ndarray:
+        """Probabilities (classifier) or predictions (regressor) for raw feature rows,
+        category values as codes."""
         if self.fast is not None:
             return self.fast.predict(matrix)
-        return reference_output(self.pipeline, pd.DataFrame(matrix, columns=features))
+        return reference_output(self.pipeline, decode_categories(matrix, schema))
 
 
 @dataclass
@@ -162,7 +162,7 @@ class ModelStore:
             reason = (parity or {}).get("reason") or "no parity record from training"
             return None, f"scikit-learn pipeline (fast path not used: {reason})"
         try:
-            compiled = CompiledPipeline(pipeline, self.schema.features)
+            compiled = CompiledPipeline(pipeline, self.schema)
         except Exception as err:  # any failure keeps the reference path
             return None, f"scikit-learn pipeline (fast path failed to compile: {err})"
         return compiled, (

@@ -71,18 +71,12 @@ def predict():
         for field, count in Counter(p.field for p in problems).items():
             metrics.validation_errors.labels(field).inc(count)
         raise InvalidInput([p.to_dict() for p in problems])
-    features = store.schema.features
     classifier = store.get("classification")
     regressor = store.get("regression")
     started = time.perf_counter()
-    if validator.categorical:
-        import pandas as pd
-
-        matrix = pd.DataFrame(rows, columns=features)
-    else:
-        matrix = validator.matrix(rows)
-    proba = classifier.predict(matrix, features) if classifier else None
-    severity = regressor.predict(matrix, features) if regressor else None
+    matrix = validator.matrix(rows)
+    proba = classifier.predict(matrix, store.schema) if classifier else None
+    severity = regressor.predict(matrix, store.schema) if regressor else None
     model_seconds = time.perf_counter() - started
 
     models = {

@@ -33,23 +33,32 @@ class Problem:
 
 
 class RecordValidator:
-    """Turns JSON records into a float matrix in schema feature order, or problems."""
+    """Turns JSON records into a float matrix in schema feature order, or problems.
+
+    A category value becomes its code, its position in the schema's values
+    (what `migraine_ml.fastpath.encode_categories` does to a table).
+    """
 
     def __init__(self, schema: Schema):
         self.features = schema.features
         self.known = set(self.features)
         self.columns = [schema.columns[name] for name in self.features]
-        self.categorical = any(not c.is_numeric for c in self.columns)
-        # (name, whole number?, low, high, binary?) for the fast path; schemas with
-        # text categories always take the careful path
-        self._numeric = (
-            None
-            if self.categorical
-            else [
-                (c.name, c.dtype == "int", *(c.range or (-math.inf, math.inf)), c.dtype == "binary")
-                for c in self.columns
-            ]
-        )
+        self.codes = {
+            c.name: {value: float(i) for i, value in enumerate(c.values)}
+            for c in self.columns
+            if c.dtype == "category"
+        }
+        # (name, whole number?, low, high, binary?, codes of a category) for the quick path
+        self._fields = [
+            (
+                c.name,
+                c.dtype == "int",
+                *(c.range or (-math.inf, math.inf)),
+                c.dtype == "binary",
+                self.codes.get(c.name),
+            )
+            for c in self.columns
+        ]
 
     def _value(self, column, value: Any) -> tuple[Any, str | None]:
         if value is None:
@@ -57,9 +66,9 @@ class RecordValidator:
         if column.dtype == "category":
             if not isinstance(value, str):
                 return None, f"expected one of {column.allowed()}, got {type(value).__name__}"
-            if value not in column.values:
+            if value not in self.codes[column.name]:
                 return None, f"{value!r} is not one of {column.allowed()}"
-            return value, None
+            return self.codes[column.name][value], None
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, f"expected a number ({column.dtype}), got {type(value).__name__}"
         if not math.isfinite(value):
@@ -73,18 +82,27 @@ class RecordValidator:
         return float(value), None
 
     def _fast_row(self, record: Any) -> list[float] | None:
-        """The common case in one tight loop: every field present, numeric and valid.
+        """The common case in one tight loop: every field present and valid.
 
         Returns None at the first doubt; `validate` then redoes the record slowly
         to name every problem.
         """
-        if type(record) is not dict or len(record) != len(self.columns):
+        if type(record) is not dict or len(record) != len(self._fields):
             return None
         row = []
-        for name, is_int, low, high, binary in self._numeric:
+        for name, is_int, low, high, binary, codes in self._fields:
             value = record.get(name, _ABSENT)
             kind = type(value)
-            if kind is float:
+            if codes is not None:
+                if kind is str:
+                    value = codes.get(value)
+                    if value is None:
+                        return None
+                elif value is None:
+                    value = math.nan
+                else:
+                    return None
+            elif kind is float:
                 if not low <= value <= high or (is_int and not value.is_integer()):
                     return None  # also false for NaN
             elif kind is int:
@@ -100,7 +118,7 @@ class RecordValidator:
         return row
 
     def validate(self, records: list[Any]) -> tuple[list[list[Any]], list[Problem]]:
-        if self._numeric is not None:
+        if self._fields is not None:
             rows = [self._fast_row(record) for record in records]
             if all(row is not None for row in rows):
                 return rows, []

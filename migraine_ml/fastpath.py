@@ -7,6 +7,10 @@ limits, imputation, scaling, feature builder, selection) and out of the
 estimator (tree arrays, linear coefficients, or the booster's own predictor)
 and replays them on a float array.
 
+Category columns travel as codes: a value's position in the schema's list of
+values (`encode_categories`), NaN when missing. One-hot and ordinal encoders
+are replayed on those codes.
+
 It is an optimisation, never the reference: `parity()` compares it with the
 scikit-learn pipeline, training records the result, and the service uses the
 fast path only where parity held. Anything it does not know how to compile
@@ -33,9 +37,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.linear_model._base import LinearModel
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from migraine_ml.features import HealthIndices, Interactions, Powers, QuantileBins, SelectTop
+from migraine_ml.schema import Schema
 
 PARITY_TOLERANCE = 1e-4
 # From this many rows on, the estimator's own (compiled) predict beats the numpy
@@ -47,16 +52,43 @@ class Unsupported(ValueError):
     """The pipeline has a step the fast path cannot replay."""
 
 
-def _column_block(transformer: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def category_values(schema: Schema) -> dict[str, list[str]]:
+    """Each category feature's values in schema order: code i means values[i]."""
+    return {
+        name: [str(v) for v in schema.columns[name].values or ()]
+        for name in schema.features
+        if schema.columns[name].dtype == "category"
+    }
+
+
+def encode_categories(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """Raw feature rows as floats, each category value replaced by its code (NaN if missing
+    or not a listed value)."""
+    out = frame[schema.features].copy()
+    for name, values in category_values(schema).items():
+        codes = {value: float(i) for i, value in enumerate(values)}
+        out[name] = out[name].map(lambda v, codes=codes: codes.get(v, np.nan))
+    return out.to_numpy(dtype=float)
+
+
+def decode_categories(matrix: np.ndarray, schema: Schema) -> pd.DataFrame:
+    """The inverse of `encode_categories`: what the scikit-learn pipeline reads."""
+    frame = pd.DataFrame(matrix, columns=schema.features)
+    for name, values in category_values(schema).items():
+        frame[name] = [None if c != c else values[int(c)] for c in frame[name]]
+    return frame
+
+
+def _steps(transformer: Any) -> list[Any]:
+    return [s for _, s in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
+
+
+def _dense_block(steps: list[Any]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(fill values, mean, scale) of an imputer, optionally followed by a scaler."""
-    steps = transformer.steps if isinstance(transformer, Pipeline) else [("t", transformer)]
     fill = mean = scale = None
-    for _, step in steps:
+    for step in steps:
         if isinstance(step, SimpleImputer) and fill is None:
-            try:
-                fill = np.asarray(step.statistics_, dtype=float)
-            except (TypeError, ValueError):
-                raise Unsupported("text (category) columns") from None
+            fill = np.asarray(step.statistics_, dtype=float)
         elif isinstance(step, StandardScaler) and mean is None:
             mean = step.mean_ if step.with_mean else np.zeros(step.n_features_in_)
             scale = step.scale_ if step.with_std else np.ones(step.n_features_in_)
@@ -67,10 +99,21 @@ def _column_block(transformer: Any) -> tuple[np.ndarray, np.ndarray | None, np.n
     return fill, mean, scale
 
 
-class _Preprocessor:
-    """RangeGuard -> OutlierLimiter -> ColumnTransformer(imputer [+ scaler]) on numbers."""
+def _encoder_values(encoder: Any, column: str, codes: dict[str, list[str]]) -> None:
+    """Refuse an encoder whose categories are not the schema's values in schema order."""
+    fitted = [str(v) for v in encoder.categories_[0]]
+    if len(encoder.categories_) != 1 or fitted != codes.get(column):
+        raise Unsupported(f"'{column}': encoder categories differ from the schema's values")
 
-    def __init__(self, preprocess: Pipeline, raw_features: list[str]):
+
+class _Preprocessor:
+    """RangeGuard -> OutlierLimiter -> ColumnTransformer blocks, on coded rows.
+
+    Numeric and ordinal blocks are imputed and scaled column-wise in one
+    vectorised step; a one-hot block turns a code into indicator columns.
+    """
+
+    def __init__(self, preprocess: Pipeline, raw_features: list[str], codes: dict[str, list[str]]):
         guard = preprocess.named_steps["entry_errors"]
         limiter = preprocess.named_steps["outliers"]
         columns = preprocess.named_steps["columns"]
@@ -89,20 +132,43 @@ class _Preprocessor:
             self.limit_high[position[name]] = limiter.upper_[name]
         self.clip = limiter.strategy == "clip"
         order, fill, mean, scale = [], [], [], []
+        self.onehot: list[tuple[int, float, int]] = []  # (input column, fill code, width)
+        # output in transformer order: ("dense", first, last) runs of the imputed and
+        # scaled columns, ("onehot", block, None) for one encoded category
+        self.segments: list[tuple[str, int, int | None]] = []
         for _name, transformer, names in columns.transformers_:
             if transformer == "drop" or len(names) == 0:
                 continue
             if transformer == "passthrough":
                 raise Unsupported("passthrough columns")
-            block_fill, block_mean, block_scale = _column_block(transformer)
+            steps = _steps(transformer)
+            if isinstance(steps[-1], OneHotEncoder):
+                (column,) = names
+                imputer, encoder = steps if len(steps) == 2 else (None, None)
+                if not isinstance(imputer, SimpleImputer) or encoder.handle_unknown != "ignore":
+                    raise Unsupported("a one-hot block other than imputer + encoder")
+                _encoder_values(encoder, column, codes)
+                fill_code = codes[column].index(str(imputer.statistics_[0]))
+                self.segments.append(("onehot", len(self.onehot), None))
+                self.onehot.append((position[column], float(fill_code), len(codes[column])))
+                continue
+            if isinstance(steps[0], OrdinalEncoder):
+                (column,) = names
+                _encoder_values(steps[0], column, codes)
+                steps = steps[1:]  # codes are the encoder's output already
+            block_fill, block_mean, block_scale = _dense_block(steps)
+            if self.segments and self.segments[-1][0] == "dense":
+                self.segments[-1] = ("dense", self.segments[-1][1], len(order) + len(names))
+            else:
+                self.segments.append(("dense", len(order), len(order) + len(names)))
             order += [position[c] for c in names]
             fill.append(block_fill)
             mean.append(block_mean if block_mean is not None else np.zeros(len(names)))
             scale.append(block_scale if block_scale is not None else np.ones(len(names)))
-        self.order = np.asarray(order)
-        self.fill = np.concatenate(fill)
-        self.mean = np.concatenate(mean)
-        self.scale = np.concatenate(scale)
+        self.order = np.asarray(order, dtype=int)
+        self.fill = np.concatenate(fill) if fill else np.zeros(0)
+        self.mean = np.concatenate(mean) if mean else np.zeros(0)
+        self.scale = np.concatenate(scale) if scale else np.ones(0)
         self.names = list(columns.get_feature_names_out())
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
@@ -111,9 +177,19 @@ class _Preprocessor:
             X = np.clip(X, self.limit_low, self.limit_high)  # NaN stays NaN
         else:
             X = np.where((self.limit_low > X) | (self.limit_high < X), np.nan, X)
-        X = X[:, self.order]
-        X = np.where(np.isnan(X), self.fill, X)
-        return (X - self.mean) / self.scale
+        dense = X[:, self.order]
+        dense = (np.where(np.isnan(dense), self.fill, dense) - self.mean) / self.scale
+        if not self.onehot:
+            return dense
+        pieces = []
+        for kind, first, last in self.segments:
+            if kind == "dense":
+                pieces.append(dense[:, first:last])
+            else:
+                column, fill_code, width = self.onehot[first]
+                code = np.where(np.isnan(X[:, column]), fill_code, X[:, column])
+                pieces.append((code[:, None] == np.arange(width)).astype(float))
+        return np.hstack(pieces)
 
 
 Columns = list[np.ndarray]
@@ -296,14 +372,17 @@ def _estimator(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 class CompiledPipeline:
-    """The fitted pipeline replayed in numpy on rows of raw features (NaN = missing)."""
+    """The fitted pipeline replayed in numpy on rows of raw features (NaN = missing),
+    category values given as codes (`encode_categories`)."""
 
-    def __init__(self, pipeline: Pipeline, raw_features: list[str]):
+    def __init__(self, pipeline: Pipeline, schema: Schema):
         import copy
 
         pipeline = copy.deepcopy(pipeline)  # boosters are edited (feature names dropped)
-        self.raw_features = list(raw_features)
-        self._preprocess = _Preprocessor(pipeline.named_steps["preprocess"], raw_features)
+        self.raw_features = list(schema.features)
+        self._preprocess = _Preprocessor(
+            pipeline.named_steps["preprocess"], self.raw_features, category_values(schema)
+        )
         self._ops, self._selected = _feature_ops(
             pipeline.named_steps["features"], self._preprocess.names
         )
@@ -337,17 +416,17 @@ def reference_output(pipeline: Pipeline, rows: pd.DataFrame) -> np.ndarray:
         return pipeline.predict(rows)
 
 
-def parity(pipeline: Pipeline, rows: pd.DataFrame, raw_features: list[str]) -> dict[str, Any]:
+def parity(pipeline: Pipeline, rows: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     """Compile and compare with the scikit-learn pipeline on `rows`.
 
     Returns {"supported", "max_abs_diff", "passed", "reason"}.
     """
     try:
-        compiled = CompiledPipeline(pipeline, raw_features)
+        compiled = CompiledPipeline(pipeline, schema)
     except Unsupported as err:
         return {"supported": False, "passed": False, "max_abs_diff": None, "reason": str(err)}
-    expected = reference_output(pipeline, rows[raw_features])
-    got = compiled.predict(rows[raw_features].to_numpy(dtype=float))
+    expected = reference_output(pipeline, rows[schema.features])
+    got = compiled.predict(encode_categories(rows, schema))
     # rounded: float noise in the last bits must not change the file (and its DVC hash)
     diff = round(float(np.max(np.abs(np.asarray(expected, dtype=float) - got))), 10)
     passed = diff <= PARITY_TOLERANCE

@@ -137,7 +137,7 @@ def main() -> None:
             for position, candidate in enumerate(ranked[:2]):
                 file = model_file(task.name, RANKS[position])
                 md5 = md5s[RANKS[position]] = persist.save(candidate.pipeline, models_dir / file)
-                fast_path[file] = parity(candidate.pipeline, parity_rows, schema.features)
+                fast_path[file] = parity(candidate.pipeline, parity_rows, schema)
                 manifest["models"].append(
                     model_entry(
                         candidate,

@@ -214,7 +214,7 @@ def test_quick_and_careful_validation_agree(app, record, change):
 
     quick = RecordValidator(app.extensions["model_store"].schema)
     careful = RecordValidator(app.extensions["model_store"].schema)
-    careful._numeric = None  # force the field-by-field path
+    careful._fields = None  # force the field-by-field path
     candidate = record | change
     rows_q, problems_q = quick.validate([candidate])
     rows_c, problems_c = careful.validate([candidate])

@@ -3,7 +3,13 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from migraine_ml.fastpath import CompiledPipeline, Unsupported, parity
+from migraine_ml.fastpath import (
+    CompiledPipeline,
+    Unsupported,
+    decode_categories,
+    encode_categories,
+    parity,
+)
 from migraine_ml.features import make_feature_builder
 from migraine_ml.models import model_zoo
 from migraine_ml.preprocess import drop_unusable_rows, make_preprocessor
@@ -47,39 +53,93 @@ def test_fast_path_equals_the_pipeline(cohort, schema, task, name):
     rows, _ = drop_unusable_rows(coerce_types(cohort, schema), schema)
     y = rows["migraine_occurrence" if task == "classification" else "migraine_severity"]
     pipeline = _pipeline(schema, model_zoo(task, seed=0)[name], rows[schema.features], y)
-    result = parity(pipeline, rows, schema.features)
+    result = parity(pipeline, rows, schema)
     assert result["passed"], result
-    single = CompiledPipeline(pipeline, schema.features).predict(
+    single = CompiledPipeline(pipeline, schema).predict(
         rows[schema.features].head(1).to_numpy(dtype=float)
     )
     assert np.asarray(single).shape[0] == 1
 
 
-def test_text_categories_fall_back_to_scikit_learn():
-    """Pins a bug: a text imputer statistic crashed compilation instead of falling back."""
-    schema = schema_from_dict(
+CATEGORY_SCHEMA = schema_from_dict(
+    {
+        "columns": {
+            "sex": {"dtype": "category", "values": ["female", "male"]},
+            "pills": {
+                "dtype": "category",
+                "values": ["none", "reduced", "continuing"],
+                "ordered": True,
+            },
+            "region": {"dtype": "category", "values": ["north", "south", "islands"]},
+            "age": {"dtype": "int", "range": [0, 100]},
+            "y": {"dtype": "binary", "role": "classification_target"},
+        }
+    }
+)
+
+
+def _category_rows(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = pd.DataFrame(
         {
-            "columns": {
-                "sex": {"dtype": "category", "values": ["female", "male"]},
-                "age": {"dtype": "int", "range": [0, 100]},
-                "y": {"dtype": "binary", "role": "classification_target"},
-            }
+            "sex": rng.choice(["female", "male"], n),
+            "pills": rng.choice(["none", "reduced", "continuing"], n),
+            # "islands" is allowed by the schema but never seen in training
+            "region": rng.choice(["north", "south"], n),
+            "age": rng.integers(18, 80, n).astype(float),
         }
     )
-    rows = pd.DataFrame({"sex": ["female", "male"] * 20, "age": range(40)})
+    rows.loc[rows.sample(frac=0.1, random_state=seed).index, "sex"] = None
+    rows.loc[rows.sample(frac=0.1, random_state=seed + 1).index, "pills"] = None
+    return rows
+
+
+@pytest.mark.parametrize("name", ["logistic_regression", "gradient_boosting", "lightgbm"])
+def test_one_hot_and_ordinal_categories_compile_to_the_same_answers(name):
+    rows = _category_rows(300, seed=0)
+    y = ((rows["sex"] == "female") ^ (rows["pills"] == "continuing")).astype(int)
     pipeline = Pipeline(
         [
-            ("preprocess", make_preprocessor(schema)),
-            ("features", make_feature_builder(n_features=2)),
+            ("preprocess", make_preprocessor(CATEGORY_SCHEMA)),
+            ("features", make_feature_builder(interaction_top_k=2, n_features=6)),
+            ("model", model_zoo("classification", seed=0)[name]),
+        ]
+    ).fit(rows, y)
+    unseen = _category_rows(40, seed=1).assign(region="islands")
+    result = parity(pipeline, pd.concat([rows, unseen], ignore_index=True), CATEGORY_SCHEMA)
+    assert result["passed"], result
+    coded = encode_categories(unseen.head(1), CATEGORY_SCHEMA)
+    assert coded[0, 2] == 2.0  # "islands": its position in the schema's values
+    np.testing.assert_allclose(
+        CompiledPipeline(pipeline, CATEGORY_SCHEMA).predict(coded),
+        pipeline.predict_proba(unseen.head(1)),
+        atol=1e-9,
+    )
+
+
+def test_codes_round_trip_to_the_rows_the_pipeline_reads():
+    rows = _category_rows(20, seed=2)
+    coded = encode_categories(rows, CATEGORY_SCHEMA)
+    back = decode_categories(coded, CATEGORY_SCHEMA)
+    assert back.where(back.notna(), None).equals(rows.where(rows.notna(), None))
+
+
+def test_encoders_that_disagree_with_the_schema_are_refused():
+    rows = _category_rows(60, seed=3)
+    pipeline = Pipeline(
+        [
+            ("preprocess", make_preprocessor(CATEGORY_SCHEMA)),
+            ("features", make_feature_builder(n_features=4)),
             ("model", model_zoo("classification", seed=0)["naive_bayes"]),
         ]
+    ).fit(rows, [0, 1] * 30)
+    reordered = schema_from_dict(
+        CATEGORY_SCHEMA.to_dict()
+        | {
+            "columns": CATEGORY_SCHEMA.to_dict()["columns"]
+            | {"sex": {"dtype": "category", "values": ["male", "female"]}}
+        }
     )
-    pipeline.fit(rows, [0, 1] * 20)
-    with pytest.raises(Unsupported, match="text"):
-        CompiledPipeline(pipeline, ["sex", "age"])
-    assert parity(pipeline, rows, ["sex", "age"]) == {
-        "supported": False,
-        "passed": False,
-        "max_abs_diff": None,
-        "reason": "text (category) columns",
-    }
+    with pytest.raises(Unsupported, match="'sex': encoder categories differ"):
+        CompiledPipeline(pipeline, reordered)
+    assert parity(pipeline, rows, reordered)["supported"] is False

@@ -56,7 +56,7 @@ def _json(repo: Path, path: str) -> dict:
     return json.loads((repo / path).read_text())
 
 
-def _service(repo: Path, tmp_path: Path):
+def _service(repo: Path, tmp_path: Path, **config):
     app = create_app(
         {
             "TESTING": True,
@@ -64,6 +64,7 @@ def _service(repo: Path, tmp_path: Path):
             "DVC_LOCK": str(repo / "dvc.lock"),
             "PREDICTION_LOG": str(tmp_path / "predictions.db"),
         }
+        | config
     )
     return app.test_client()
 
@@ -186,6 +187,23 @@ def test_service_serves_the_diary_model_by_its_schema(diary_repo, tmp_path):
     unseen = client.post("/predict", json=record | {"painkillers": "stopped", "sex": "x"})
     assert unseen.status_code == 400
     assert {d["field"] for d in unseen.get_json()["detail"]} == {"painkillers", "sex"}
+
+
+def test_diary_models_take_the_fast_path_with_the_same_answers(diary_repo, tmp_path):
+    fast = _service(diary_repo, tmp_path)
+    served = fast.get("/model").get_json()["models"]
+    assert all(m["serving"].startswith("numpy fast path") for m in served), served
+    reference = _service(diary_repo, tmp_path, FAST_PATH=False)
+    _, record = _example(fast)
+    records = [record, record | {"painkillers": None, "sex": "male"}, record | {"nausea": 3}]
+    body = {"records": records * 7}  # 21 rows: the batch route as well as single rows
+    for request in ({"json": record}, {"json": body}):
+        got = fast.post("/predict", **request).get_json()["predictions"]
+        want = reference.post("/predict", **request).get_json()["predictions"]
+        for a, b in zip(got, want, strict=True):
+            assert a["predicted_class"] == b["predicted_class"]
+            for label, p in a["probabilities"].items():
+                assert p == pytest.approx(b["probabilities"][label], abs=1e-6)
 
 
 def test_yes_is_the_positive_class_and_pain_is_regressed_on_yes_rows(yes_no_repo):
