@@ -88,7 +88,10 @@ def _dense_block(steps: list[Any]) -> tuple[np.ndarray, np.ndarray | None, np.nd
     fill = mean = scale = None
     for step in steps:
         if isinstance(step, SimpleImputer) and fill is None:
-            fill = np.asarray(step.statistics_, dtype=float)
+            try:
+                fill = np.asarray(step.statistics_, dtype=float)
+            except (TypeError, ValueError):
+                raise Unsupported("text values in a block without an encoder") from None
         elif isinstance(step, StandardScaler) and mean is None:
             mean = step.mean_ if step.with_mean else np.zeros(step.n_features_in_)
             scale = step.scale_ if step.with_std else np.ones(step.n_features_in_)

@@ -143,3 +143,21 @@ def test_encoders_that_disagree_with_the_schema_are_refused():
     with pytest.raises(Unsupported, match="'sex': encoder categories differ"):
         CompiledPipeline(pipeline, reordered)
     assert parity(pipeline, rows, reordered)["supported"] is False
+
+
+def test_text_in_a_block_without_an_encoder_is_refused_not_a_crash():
+    """Pins a bug: a text imputer statistic raised ValueError where callers expect
+    Unsupported (and keep the scikit-learn pipeline)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+
+    from migraine_ml.fastpath import _Preprocessor
+    from migraine_ml.preprocess import OutlierLimiter, RangeGuard
+
+    rows = pd.DataFrame({"sex": ["female", "male", "male"], "age": [30.0, 40.0, None]})
+    columns = ColumnTransformer([("sex", SimpleImputer(strategy="most_frequent"), ["sex"])])
+    preprocess = Pipeline(
+        [("entry_errors", RangeGuard({})), ("outliers", OutlierLimiter([])), ("columns", columns)]
+    ).fit(rows)
+    with pytest.raises(Unsupported, match="text values in a block without an encoder"):
+        _Preprocessor(preprocess, ["sex", "age"], {"sex": ["female", "male"]})
