@@ -235,3 +235,50 @@ def test_load_beyond_the_shared_budget_is_shed_with_429(deployment, record):
             assert int(response.headers["Retry-After"]) > 0
     assert codes == [200] * 10 + [429] * 5
     assert app.test_client().get("/ready").status_code == 200  # probes are never shed
+
+
+CATEGORY_SCHEMA = {
+    "columns": {
+        "sex": {"dtype": "category", "values": ["female", "male"]},
+        "pills": {
+            "dtype": "category",
+            "values": ["none", "reduced", "continuing"],
+            "ordered": True,
+        },
+        "age": {"dtype": "int", "range": [18, 90]},
+        "y": {"dtype": "category", "role": "classification_target", "values": ["no", "yes"]},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"sex": None},
+        {"pills": "continuing"},
+        {"sex": "other"},
+        {"sex": 1},
+        {"pills": True},
+        {"age": 17},
+        {"extra": "x"},
+    ],
+)
+def test_quick_and_careful_validation_agree_on_categories(change):
+    from app.validation import RecordValidator
+    from migraine_ml.schema import schema_from_dict
+
+    schema = schema_from_dict(CATEGORY_SCHEMA)
+    quick, careful = RecordValidator(schema), RecordValidator(schema)
+    careful._fields = None  # force the field-by-field path
+    candidate = {"sex": "male", "pills": "reduced", "age": 40} | change
+    rows_q, problems_q = quick.validate([candidate])
+    rows_c, problems_c = careful.validate([candidate])
+    assert problems_q == problems_c
+    if not problems_c:
+        matrix = quick.matrix(rows_q)
+        np.testing.assert_array_equal(matrix, careful.matrix(rows_c))
+        # category values become their position in the schema's values
+        sex = {"male": 1.0, None: np.nan}[candidate["sex"]]
+        pills = {"reduced": 1.0, "continuing": 2.0}[candidate["pills"]]
+        np.testing.assert_array_equal(matrix[0, :2], [sex, pills])
