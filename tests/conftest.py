@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from migraine_ml.schema import Schema, load_schema
+from migraine_ml.schema import Schema, load_schema, schema_from_dict
 from migraine_ml.synthetic import generate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +19,30 @@ pytest_plugins = ["tests.pipeline_fixtures"]
 @pytest.fixture(scope="session")
 def schema() -> Schema:
     return load_schema(ROOT / "schemas" / "migraine.yaml")
+
+
+@pytest.fixture(scope="session")
+def category_schema() -> Schema:
+    """Text categories, one of them ordered, and a yes/no target."""
+    return schema_from_dict(
+        {
+            "columns": {
+                "sex": {"dtype": "category", "values": ["female", "male"]},
+                "pills": {
+                    "dtype": "category",
+                    "values": ["none", "reduced", "continuing"],
+                    "ordered": True,
+                },
+                "region": {"dtype": "category", "values": ["north", "south", "islands"]},
+                "age": {"dtype": "int", "range": [18, 90]},
+                "y": {
+                    "dtype": "category",
+                    "role": "classification_target",
+                    "values": ["no", "yes"],
+                },
+            }
+        }
+    )
 
 
 @pytest.fixture(scope="session")

@@ -237,20 +237,6 @@ def test_load_beyond_the_shared_budget_is_shed_with_429(deployment, record):
     assert app.test_client().get("/ready").status_code == 200  # probes are never shed
 
 
-CATEGORY_SCHEMA = {
-    "columns": {
-        "sex": {"dtype": "category", "values": ["female", "male"]},
-        "pills": {
-            "dtype": "category",
-            "values": ["none", "reduced", "continuing"],
-            "ordered": True,
-        },
-        "age": {"dtype": "int", "range": [18, 90]},
-        "y": {"dtype": "category", "role": "classification_target", "values": ["no", "yes"]},
-    }
-}
-
-
 @pytest.mark.parametrize(
     "change",
     [
@@ -264,14 +250,12 @@ CATEGORY_SCHEMA = {
         {"extra": "x"},
     ],
 )
-def test_quick_and_careful_validation_agree_on_categories(change):
+def test_quick_and_careful_validation_agree_on_categories(category_schema, change):
     from app.validation import RecordValidator
-    from migraine_ml.schema import schema_from_dict
 
-    schema = schema_from_dict(CATEGORY_SCHEMA)
-    quick, careful = RecordValidator(schema), RecordValidator(schema)
+    quick, careful = RecordValidator(category_schema), RecordValidator(category_schema)
     careful._fields = None  # force the field-by-field path
-    candidate = {"sex": "male", "pills": "reduced", "age": 40} | change
+    candidate = {"sex": "male", "pills": "reduced", "region": "north", "age": 40} | change
     rows_q, problems_q = quick.validate([candidate])
     rows_c, problems_c = careful.validate([candidate])
     assert problems_q == problems_c

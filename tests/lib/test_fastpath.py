@@ -61,23 +61,6 @@ def test_fast_path_equals_the_pipeline(cohort, schema, task, name):
     assert np.asarray(single).shape[0] == 1
 
 
-CATEGORY_SCHEMA = schema_from_dict(
-    {
-        "columns": {
-            "sex": {"dtype": "category", "values": ["female", "male"]},
-            "pills": {
-                "dtype": "category",
-                "values": ["none", "reduced", "continuing"],
-                "ordered": True,
-            },
-            "region": {"dtype": "category", "values": ["north", "south", "islands"]},
-            "age": {"dtype": "int", "range": [0, 100]},
-            "y": {"dtype": "binary", "role": "classification_target"},
-        }
-    }
-)
-
-
 def _category_rows(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = pd.DataFrame(
@@ -95,48 +78,48 @@ def _category_rows(n: int, seed: int) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("name", ["logistic_regression", "gradient_boosting", "lightgbm"])
-def test_one_hot_and_ordinal_categories_compile_to_the_same_answers(name):
+def test_one_hot_and_ordinal_categories_compile_to_the_same_answers(category_schema, name):
     rows = _category_rows(300, seed=0)
     y = ((rows["sex"] == "female") ^ (rows["pills"] == "continuing")).astype(int)
     pipeline = Pipeline(
         [
-            ("preprocess", make_preprocessor(CATEGORY_SCHEMA)),
+            ("preprocess", make_preprocessor(category_schema)),
             ("features", make_feature_builder(interaction_top_k=2, n_features=6)),
             ("model", model_zoo("classification", seed=0)[name]),
         ]
     ).fit(rows, y)
     unseen = _category_rows(40, seed=1).assign(region="islands")
-    result = parity(pipeline, pd.concat([rows, unseen], ignore_index=True), CATEGORY_SCHEMA)
+    result = parity(pipeline, pd.concat([rows, unseen], ignore_index=True), category_schema)
     assert result["passed"], result
-    coded = encode_categories(unseen.head(1), CATEGORY_SCHEMA)
+    coded = encode_categories(unseen.head(1), category_schema)
     assert coded[0, 2] == 2.0  # "islands": its position in the schema's values
     np.testing.assert_allclose(
-        CompiledPipeline(pipeline, CATEGORY_SCHEMA).predict(coded),
+        CompiledPipeline(pipeline, category_schema).predict(coded),
         pipeline.predict_proba(unseen.head(1)),
         atol=1e-9,
     )
 
 
-def test_codes_round_trip_to_the_rows_the_pipeline_reads():
+def test_codes_round_trip_to_the_rows_the_pipeline_reads(category_schema):
     rows = _category_rows(20, seed=2)
-    coded = encode_categories(rows, CATEGORY_SCHEMA)
-    back = decode_categories(coded, CATEGORY_SCHEMA)
+    coded = encode_categories(rows, category_schema)
+    back = decode_categories(coded, category_schema)
     assert back.where(back.notna(), None).equals(rows.where(rows.notna(), None))
 
 
-def test_encoders_that_disagree_with_the_schema_are_refused():
+def test_encoders_that_disagree_with_the_schema_are_refused(category_schema):
     rows = _category_rows(60, seed=3)
     pipeline = Pipeline(
         [
-            ("preprocess", make_preprocessor(CATEGORY_SCHEMA)),
+            ("preprocess", make_preprocessor(category_schema)),
             ("features", make_feature_builder(n_features=4)),
             ("model", model_zoo("classification", seed=0)["naive_bayes"]),
         ]
     ).fit(rows, [0, 1] * 30)
     reordered = schema_from_dict(
-        CATEGORY_SCHEMA.to_dict()
+        category_schema.to_dict()
         | {
-            "columns": CATEGORY_SCHEMA.to_dict()["columns"]
+            "columns": category_schema.to_dict()["columns"]
             | {"sex": {"dtype": "category", "values": ["male", "female"]}}
         }
     )
