@@ -128,6 +128,20 @@ def _uninformative(frame: pd.DataFrame, features: list[str], *, min_rows: int) -
     return problems
 
 
+def _rare_categories(frame: pd.DataFrame, schema: Schema, *, min_rows: int) -> list[str]:
+    """Category values seen in so few rows that their one-hot column is nearly constant."""
+    problems = []
+    for name in schema.categorical_features + schema.ordinal_features:
+        if name not in frame:
+            continue
+        counts = frame[name].value_counts()
+        rare = {str(value): int(n) for value, n in counts.items() if n < min_rows}
+        if rare:
+            listed = ", ".join(f"{v!r} ({n} rows)" for v, n in rare.items())
+            problems.append(f"column '{name}': rare values {listed}; too few to learn from")
+    return problems
+
+
 def coerce_types(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Numeric schema columns as float (unparseable -> NaN), category columns as text."""
     out = frame.copy()
@@ -252,6 +266,13 @@ def validate_frame(
         _uninformative(typed, schema.features, min_rows=min_class_rows),
         WARNING,
         f"every feature varies in at least {min_class_rows} rows",
+    )
+
+    report.add(
+        "rare_categories",
+        _rare_categories(typed, schema, min_rows=min_class_rows),
+        WARNING,
+        f"every category value of a feature occurs in at least {min_class_rows} rows",
     )
 
     n_duplicates = int(frame.duplicated().sum())

@@ -170,3 +170,31 @@ def test_constant_and_nearly_constant_features_are_reported(clean_cohort, schema
         "column 'exercise': constant (3 in every row); it cannot help",
         "column 'neck_pain': only 1 row differs from 0; too few to learn from",
     ]
+
+
+def test_rare_category_values_are_reported():
+    from migraine_ml.example_data import yes_no_cohort
+    from migraine_ml.schema import schema_from_dict
+
+    cohort = yes_no_cohort(seed=42)
+    schema = schema_from_dict(
+        {
+            "columns": {
+                "region": {
+                    "dtype": "category",
+                    "values": ["east", "islands", "north", "south", "west"],
+                },
+                "headache": {
+                    "dtype": "category",
+                    "role": "classification_target",
+                    "values": ["no", "yes"],
+                },
+            }
+        }
+    )
+    islands = int((cohort["region"] == "islands").sum())
+    report = validate_frame(cohort[["region", "headache"]], schema)
+    assert report.passed
+    assert _check(report, "rare_categories").problems == [
+        f"column 'region': rare values 'islands' ({islands} rows); too few to learn from"
+    ]
