@@ -127,6 +127,8 @@ def infer_schema(
                 f"{what} column '{column}' is not in the CSV; its columns are: "
                 + ", ".join(map(str, frame.columns))
             )
+        if column is not None and frame[column].isna().all():
+            raise InferenceError(f"{what} column '{column}' is empty in every row")
     chosen = [c for c in named.values() if c is not None]
     if len(set(chosen)) < len(chosen):
         raise InferenceError("target, regression target and group must be different columns")

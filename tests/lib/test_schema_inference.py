@@ -80,6 +80,7 @@ def test_numeric_class_labels_are_not_range_checked():
         ({"target": "hours"}, "'hours' has [0-9]+ distinct numbers: it looks continuous"),
         ({"target": "answer", "regression_target": "sex"}, "'sex' is not numeric"),
         ({"target": "note"}, "'note' has 60 distinct values: too many classes"),
+        ({"target": "answer", "group": "empty"}, "group column 'empty' is empty in every row"),
     ],
 )
 def test_bad_roles_are_explained(frame, roles, message):
