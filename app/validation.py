@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from migraine_ml.fastpath import category_codes
 from migraine_ml.schema import Schema
 
 _ABSENT = object()
@@ -36,18 +37,14 @@ class RecordValidator:
     """Turns JSON records into a float matrix in schema feature order, or problems.
 
     A category value becomes its code, its position in the schema's values
-    (what `migraine_ml.fastpath.encode_categories` does to a table).
+    (the lookup `migraine_ml.fastpath.encode_categories` applies to a table).
     """
 
     def __init__(self, schema: Schema):
         self.features = schema.features
         self.known = set(self.features)
         self.columns = [schema.columns[name] for name in self.features]
-        self.codes = {
-            c.name: {value: float(i) for i, value in enumerate(c.values)}
-            for c in self.columns
-            if c.dtype == "category"
-        }
+        self.codes = category_codes(schema)
         # (name, whole number?, low, high, binary?, codes of a category) for the quick path
         self._fields = [
             (

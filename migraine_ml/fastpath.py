@@ -61,12 +61,19 @@ def category_values(schema: Schema) -> dict[str, list[str]]:
     }
 
 
+def category_codes(schema: Schema) -> dict[str, dict[str, float]]:
+    """Each category feature's value -> code lookup (the inverse of `category_values`)."""
+    return {
+        name: {value: float(i) for i, value in enumerate(values)}
+        for name, values in category_values(schema).items()
+    }
+
+
 def encode_categories(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
     """Raw feature rows as floats, each category value replaced by its code (NaN if missing
     or not a listed value)."""
     out = frame[schema.features].copy()
-    for name, values in category_values(schema).items():
-        codes = {value: float(i) for i, value in enumerate(values)}
+    for name, codes in category_codes(schema).items():
         out[name] = out[name].map(lambda v, codes=codes: codes.get(v, np.nan))
     return out.to_numpy(dtype=float)
 
