@@ -217,6 +217,8 @@ def tune(
 ) -> Candidate:
     """Randomized search over `space` for one estimator; refit the best on all rows."""
     pipeline = Pipeline([*[(n, clone(s)) for n, s in steps], ("model", estimator)], memory=memory)
+    # the shared feature builder is fitted for one target: select for this task's
+    pipeline.set_params(**{k: task for k in pipeline.get_params() if k.endswith("select__task")})
     distributions = search_space(space, prefix=param_prefix(estimator))
     started = time.perf_counter()
     cv = cv_splitter(task, folds=folds, seed=seed, grouped=groups is not None)
@@ -268,7 +270,6 @@ def train_zoo(
 ) -> list[Candidate]:
     """Tune every model named in `models` (params.yaml's block for this task)."""
     zoo = model_zoo(task, seed=seed, class_weight=class_weight, max_rows=max_rows)
-    steps = steps_for(task, steps)
     unknown = sorted(set(models) - set(zoo))
     if unknown:
         raise ValueError(f"{task} models {unknown} are not in the zoo {sorted(zoo)}")
@@ -295,18 +296,6 @@ def train_zoo(
             if on_done is not None:
                 on_done(candidate, position, len(models))
     return candidates
-
-
-def steps_for(task: str, steps: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """Unfitted copies of the shared steps, with feature selection scored for this task
-    (the feature builder is fitted once, for the classification target if there is one)."""
-    copies = []
-    for name, step in steps:
-        step = clone(step)
-        if "select__task" in step.get_params():
-            step.set_params(select__task=task)
-        copies.append((name, step))
-    return copies
 
 
 def rank(candidates: list[Candidate]) -> list[Candidate]:

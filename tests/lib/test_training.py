@@ -12,7 +12,6 @@ from migraine_ml.training import (
     plan_tasks,
     rank,
     regression_rows,
-    steps_for,
     train_zoo,
 )
 from migraine_ml.validation import coerce_types
@@ -72,7 +71,6 @@ def test_regression_zoo_on_the_conditional_rows(rows, schema, steps):
     mask = regression_rows(rows, schema)
     assert (rows.loc[mask, "migraine_occurrence"] == 1).all()
     assert mask.sum() == (rows["migraine_occurrence"] == 1).sum()
-    steps[1][1].set_params(select__task="regression")
     candidates = train_zoo(
         "regression",
         X=rows.loc[mask, schema.features],
@@ -86,6 +84,11 @@ def test_regression_zoo_on_the_conditional_rows(rows, schema, steps):
     )
     assert {c.name for c in candidates} == {"ridge", "linear"}
     assert all(c.scoring == "r2" for c in candidates)
+    # features are selected for severity, not with the classification score ...
+    selected = [c.pipeline.named_steps["features"].named_steps["select"] for c in candidates]
+    assert {s.task for s in selected} == {"regression"}
+    # ... and the caller's steps are left as they were
+    assert dict(steps)["features"].named_steps["select"].task == "classification"
 
 
 def test_unknown_model_names_are_rejected(rows, schema, steps):
@@ -180,10 +183,3 @@ def test_plan_tasks_weights_rare_classes_and_scores_many_classes_by_macro_f1():
     assert len(task.classes) == 7 and task.groups.name == "patient_id"
     (fixed,) = plan_tasks(schema, diary, _config(class_weight=None), min_class_share=0.10)
     assert fixed.class_weight is None
-
-
-def test_feature_selection_is_scored_for_the_task(steps):
-    regression = dict(steps_for("regression", steps))
-    assert regression["features"].named_steps["select"].task == "regression"
-    # the caller's steps are left as they were
-    assert dict(steps)["features"].named_steps["select"].task == "classification"
