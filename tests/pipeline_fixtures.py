@@ -109,6 +109,27 @@ def pipeline_repo(tmp_path: Path) -> Path:
 SCHEMA = ROOT / "schemas" / "migraine.yaml"
 
 
+def preprocess_argv(work: Path, *, params: Path, data: Path, schema: Path) -> list:
+    """The preprocess stage's command line, writing into work/split, work/processed and
+    work/preprocess.json."""
+    return [
+        "--params",
+        params,
+        "--data",
+        data,
+        "--schema",
+        schema,
+        "--split-dir",
+        work / "split",
+        "--out-dir",
+        work / "processed",
+        "--preprocessor",
+        work / "processed" / "pre.skops",
+        "--report",
+        work / "preprocess.json",
+    ]
+
+
 def _run_in_process(patch, module, *argv) -> None:
     patch.setattr(sys, "argv", [module.__name__, *map(str, argv)])
     module.main()
@@ -128,22 +149,7 @@ def trained(tmp_path_factory, mlflow_uri) -> Path:
             patch, generate, "--params", params, "--out", csv, "--oracle", work / "oracle.json"
         )
         _run_in_process(
-            patch,
-            preprocess,
-            "--params",
-            params,
-            "--data",
-            csv,
-            "--schema",
-            SCHEMA,
-            "--split-dir",
-            work / "split",
-            "--out-dir",
-            work / "processed",
-            "--preprocessor",
-            work / "processed" / "pre.skops",
-            "--report",
-            work / "pre.json",
+            patch, preprocess, *preprocess_argv(work, params=params, data=csv, schema=SCHEMA)
         )
         _run_in_process(
             patch,

@@ -9,6 +9,7 @@ import pytest
 
 from migraine_ml import persist
 from stages import generate, preprocess, validate
+from tests.pipeline_fixtures import preprocess_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schemas" / "migraine.yaml"
@@ -80,24 +81,7 @@ def test_validate_exits_non_zero_naming_the_column(
 
 
 def _preprocess(run_stage, work, *, params, data, schema) -> None:
-    """The preprocess stage into work/split, work/processed and work/p.json."""
-    run_stage(
-        preprocess,
-        "--params",
-        params,
-        "--data",
-        data,
-        "--schema",
-        schema,
-        "--split-dir",
-        work / "split",
-        "--out-dir",
-        work / "processed",
-        "--preprocessor",
-        work / "processed" / "pre.skops",
-        "--report",
-        work / "p.json",
-    )
+    run_stage(preprocess, *preprocess_argv(work, params=params, data=data, schema=schema))
 
 
 def test_preprocess_writes_split_processed_and_preprocessor(
@@ -115,7 +99,7 @@ def test_preprocess_writes_split_processed_and_preprocessor(
     pd.testing.assert_frame_equal(
         fitted.transform(raw_test), test.drop(columns=["migraine_occurrence", "migraine_severity"])
     )
-    summary = json.loads((tmp_path / "p.json").read_text())
+    summary = json.loads((tmp_path / "preprocess.json").read_text())
     assert summary["rows_dropped"]["duplicates"] == 6
 
 
