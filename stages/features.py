@@ -10,7 +10,7 @@ import pandas as pd
 from migraine_ml import persist
 from migraine_ml.features import applicable_config, make_feature_builder, selection_report
 from migraine_ml.schema import load_schema
-from migraine_ml.training import class_labels, encode_labels
+from migraine_ml.training import class_labels, task_rows
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("features")
@@ -34,14 +34,16 @@ def main() -> None:
     config, skipped = applicable_config(params["features"], features)
     for message in skipped:
         logger.warning("%s", message)
-    # Selection scores need one target: the classification one when there is one.
-    target = schema.classification_target or schema.regression_target
-    task = "classification" if schema.classification_target else "regression"
-    y = train[target]
-    if task == "classification":  # text labels ("basilar", "yes") as codes 0..k-1
-        y = encode_labels(y, class_labels(y, schema.columns[target].values))
+    # Selection scores need one target: the classification one when there is one, on
+    # the rows where it is defined, text labels ("basilar", "yes") as codes 0..k-1.
+    if schema.classification_target:
+        target, task = schema.classification_target, "classification"
+        classes = class_labels(train[target], schema.columns[target].values)
+    else:
+        target, task, classes = schema.regression_target, "regression", None
+    rows, y = task_rows(task, schema, train, classes)
     builder = make_feature_builder(**config, task=task, seed=params["seed"])
-    builder.fit(train[features], y)
+    builder.fit(rows[features], y)
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -103,12 +103,31 @@ def test_preprocess_writes_split_processed_and_preprocessor(
     assert summary["rows_dropped"]["duplicates"] == 6
 
 
+def _features(run_stage, work, *, schema) -> None:
+    """The features stage on work/processed with work/params.yaml, report in work/f.json."""
+    from stages import features
+
+    run_stage(
+        features,
+        "--params",
+        work / "params.yaml",
+        "--schema",
+        schema,
+        "--in-dir",
+        work / "processed",
+        "--out-dir",
+        work / "features",
+        "--builder",
+        work / "features" / "builder.skops",
+        "--report",
+        work / "f.json",
+    )
+
+
 def test_text_labels_categories_and_groups_flow_through_features(tmp_path, run_stage):
     """Pins a bug: text class labels crashed the features stage's interaction scoring."""
     import numpy as np
     import yaml
-
-    from stages import features
 
     rng = np.random.default_rng(0)
     n = 300
@@ -153,22 +172,38 @@ def test_text_labels_categories_and_groups_flow_through_features(tmp_path, run_s
     train = pd.read_parquet(tmp_path / "split" / "train.parquet")
     test = pd.read_parquet(tmp_path / "split" / "test.parquet")
     assert set(train["patient"]).isdisjoint(test["patient"])
-    run_stage(
-        features,
-        "--params",
-        tmp_path / "params.yaml",
-        "--schema",
-        schema,
-        "--in-dir",
-        tmp_path / "processed",
-        "--out-dir",
-        tmp_path / "features",
-        "--builder",
-        tmp_path / "features" / "builder.skops",
-        "--report",
-        tmp_path / "f.json",
-    )
+    _features(run_stage, tmp_path, schema=schema)
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["target"] == "type"
     assert any("not in the data" in s for s in report["skipped_config"])
     assert {"sex_female", "sex_male"} <= set(report["selected"]) | set(report["dropped"])
+
+
+def test_a_regression_only_schema_selects_features_on_rows_with_a_target(tmp_path, run_stage):
+    """Pins a bug: with no classification target, rows whose regression target is
+    missing reached the selection score, which refuses NaN targets."""
+    import yaml
+
+    from migraine_ml.example_data import yes_no_cohort
+    from migraine_ml.schema_inference import infer_schema, to_yaml
+
+    cohort = yes_no_cohort(seed=4, rows=300).drop(columns="headache")
+    cohort.loc[cohort.index[::25], "pain_score"] = None  # 4 % unknown
+    cohort.to_csv(tmp_path / "own.csv", index=False)
+    inferred = infer_schema(cohort, target=None, regression_target="pain_score", name="own")
+    schema = tmp_path / "own.yaml"
+    schema.write_text(to_yaml(inferred, source="own.csv", rows=len(cohort)))
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    _preprocess(
+        run_stage,
+        tmp_path,
+        params=tmp_path / "params.yaml",
+        data=tmp_path / "own.csv",
+        schema=schema,
+    )
+    _features(run_stage, tmp_path, schema=schema)
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["target"] == "pain_score"
+    assert (
+        yaml.safe_load(schema.read_text())["columns"]["pain_score"]["role"] == "regression_target"
+    )
