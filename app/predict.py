@@ -111,7 +111,7 @@ def predict():
                 record,
                 out.get("probability"),
                 str(out.get("predicted_class")),
-                out.get(expected_key) if regressor else None,
+                out.get(expected_key),
                 classifier.version if classifier else None,
                 regressor.version if regressor else None,
             )
