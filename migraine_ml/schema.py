@@ -46,14 +46,15 @@ class Column:
         if self.dtype == "binary":
             return "{0, 1}"
         if self.range is not None:
-            return f"[{_fmt(self.range[0])}, {_fmt(self.range[1])}]"
+            return f"[{plain_number(self.range[0])}, {plain_number(self.range[1])}]"
         if self.values is not None:
             return "{" + ", ".join(map(str, self.values)) + "}"
         return "any value"
 
 
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+def plain_number(value: float) -> int | float:
+    """A whole number as int (18, not 18.0), for messages and YAML a person reads."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class Schema:
         for col in self.columns.values():
             spec: dict[str, Any] = {"dtype": col.dtype, "role": col.role}
             if col.range is not None:
-                spec["range"] = [int(v) if v.is_integer() else v for v in col.range]
+                spec["range"] = [plain_number(v) for v in col.range]
             if col.values is not None:
                 spec["values"] = list(col.values)
             if col.condition is not None:

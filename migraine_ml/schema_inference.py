@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from migraine_ml.schema import Schema, SchemaFileError, schema_from_dict
+from migraine_ml.schema import Schema, SchemaFileError, plain_number, schema_from_dict
 
 # More distinct text values than this and a column is treated as an identifier.
 MAX_CATEGORIES = 30
@@ -36,10 +36,6 @@ class Inferred:
     schema: Schema
     notes: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
-
-
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else float(value)
 
 
 def _numeric(values: pd.Series) -> pd.Series | None:
@@ -64,7 +60,7 @@ def _column_spec(values: pd.Series, role: str) -> tuple[dict[str, Any], list[str
     notes: list[str] = []
     numbers = _numeric(present)
     if numbers is not None:
-        low, high = _number(numbers.min()), _number(numbers.max())
+        low, high = plain_number(numbers.min()), plain_number(numbers.max())
         if set(numbers.unique()) <= {0, 1} and role != "regression_target":
             spec: dict[str, Any] = {"dtype": "binary", "role": role}
         else:
