@@ -133,10 +133,11 @@ def main() -> None:
                 )
             )
             manifest["leaderboard"].extend(leaderboard(ranked))
-            md5s = {}
+            saved = {}  # rank -> (file, md5)
             for position, candidate in enumerate(ranked[:2]):
                 file = model_file(task.name, RANKS[position])
-                md5 = md5s[RANKS[position]] = persist.save(candidate.pipeline, models_dir / file)
+                md5 = persist.save(candidate.pipeline, models_dir / file)
+                saved[RANKS[position]] = file, md5
                 fast_path[file] = parity(candidate.pipeline, parity_rows, schema)
                 manifest["models"].append(
                     model_entry(
@@ -149,7 +150,7 @@ def main() -> None:
                     )
                 )
             champion = ranked[0]
-            file = model_file(task.name, RANKS[0])
+            file, md5 = saved[RANKS[0]]
             name = f"{schema.name}-{'classifier' if task.classes else 'regressor'}"
             version = tracking.register_champion(
                 champion,
@@ -163,7 +164,7 @@ def main() -> None:
                 "version": version,
                 "alias": tracking.CHAMPION,
                 "file": file,
-                "md5": md5s[RANKS[0]],
+                "md5": md5,
                 "tracking_uri": tracking.tracking_uri(),
             }
             reference["predictions"][task.name] = prediction_profile(
