@@ -19,8 +19,8 @@ import numpy as np
 import yaml
 
 from migraine_ml import persist
-from migraine_ml.fastpath import CompiledPipeline, decode_categories, reference_output
-from migraine_ml.schema import Schema, schema_from_dict
+from migraine_ml.data.schema import Schema, schema_from_dict
+from migraine_ml.modeling.fastpath import CompiledPipeline, decode_categories, reference_output
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migraine_ml.schema import Schema
+from migraine_ml.data.schema import Schema
 
 
 def _field(column) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from migraine_ml.fastpath import category_codes
-from migraine_ml.schema import Schema
+from migraine_ml.data.schema import Schema
+from migraine_ml.modeling.fastpath import category_codes
 
 _ABSENT = object()
 
@@ -37,7 +37,7 @@ class RecordValidator:
     """Turns JSON records into a float matrix in schema feature order, or problems.
 
     A category value becomes its code, its position in the schema's values
-    (the lookup `migraine_ml.fastpath.encode_categories` applies to a table).
+    (the lookup `migraine_ml.modeling.fastpath.encode_categories` applies to a table).
     """
 
     def __init__(self, schema: Schema):

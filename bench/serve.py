@@ -99,7 +99,8 @@ def log_champion(store: Path) -> str:
     """The champion pipeline in a throwaway MLflow store; returns its model URI."""
     script = f"""
 import mlflow, json
-from migraine_ml import persist, tracking
+from migraine_ml import persist
+from migraine_ml.modeling import tracking
 mlflow.set_tracking_uri("sqlite:///{store / "mlflow.db"}")
 path = "models/classifier-champion.skops"
 with mlflow.start_run():
@@ -169,7 +170,7 @@ def main() -> None:
     reference = json.loads((ROOT / "models" / "reference.json").read_text())
     sys.path.insert(0, str(ROOT))
     from app.openapi import example_record
-    from migraine_ml.schema import schema_from_dict
+    from migraine_ml.data.schema import schema_from_dict
 
     record = example_record(schema_from_dict(manifest["schema"]), reference)
     body_file = scratch / "record.json"

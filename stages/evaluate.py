@@ -11,7 +11,9 @@ from dvclive import Live
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from migraine_ml import persist
-from migraine_ml.evaluation import (
+from migraine_ml.data.preprocess import split_facts
+from migraine_ml.data.schema import load_schema
+from migraine_ml.evaluation.evaluate import (
     PRIMARY,
     ceiling_of,
     evaluate_task,
@@ -22,15 +24,13 @@ from migraine_ml.evaluation import (
     permutation_scores,
     quality_gate,
 )
-from migraine_ml.preprocess import split_facts
-from migraine_ml.report import (
+from migraine_ml.evaluation.report import (
     classification_figures,
     importance_figure,
     render_report,
     residual_figure,
 )
-from migraine_ml.schema import load_schema
-from migraine_ml.training import task_rows
+from migraine_ml.modeling.tasks import task_rows
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("evaluate")

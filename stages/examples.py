@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from migraine_ml.example_data import headache_diary, yes_no_cohort
+from migraine_ml.data.examples import headache_diary, yes_no_cohort
 
 
 def main() -> None:

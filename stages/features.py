@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from migraine_ml import persist
-from migraine_ml.features import applicable_config, make_feature_builder, selection_report
-from migraine_ml.schema import load_schema
-from migraine_ml.training import class_labels, task_rows
+from migraine_ml.data.schema import load_schema
+from migraine_ml.modeling.features import applicable_config, make_feature_builder, selection_report
+from migraine_ml.modeling.tasks import class_labels, task_rows
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("features")

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from migraine_ml import persist
-from migraine_ml.synthetic import generate_cohort, oracle_scores
+from migraine_ml.data.synthetic import generate_cohort, oracle_scores
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("generate")

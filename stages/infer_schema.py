@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from migraine_ml.schema_inference import InferenceError, infer_schema, to_yaml
+from migraine_ml.data.inference import InferenceError, infer_schema, to_yaml
 from stages.common import setup_logging
 
 logger = logging.getLogger("schema")

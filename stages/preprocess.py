@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from migraine_ml import persist
-from migraine_ml.preprocess import (
+from migraine_ml.data.preprocess import (
     drop_unusable_rows,
     make_preprocessor,
     preprocess_summary,
     split_train_test,
 )
-from migraine_ml.schema import load_schema
-from migraine_ml.validation import coerce_types
+from migraine_ml.data.schema import load_schema
+from migraine_ml.data.validation import coerce_types
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("preprocess")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from migraine_ml.pr_report import load_json, plot_kind, render, side_by_side
+from migraine_ml.evaluation.pr_report import load_json, plot_kind, render, side_by_side
 
 
 def _run(*command: str) -> str:

@@ -9,18 +9,19 @@ from pathlib import Path
 import pandas as pd
 from dvclive import Live
 
-from migraine_ml import persist, tracking
-from migraine_ml.fastpath import parity
-from migraine_ml.manifest import (
+from migraine_ml import persist
+from migraine_ml.data.schema import load_schema
+from migraine_ml.modeling import tracking
+from migraine_ml.modeling.fastpath import parity
+from migraine_ml.modeling.manifest import (
     RANKS,
     leaderboard,
     library_versions,
     model_entry,
     model_file,
 )
-from migraine_ml.reference import input_profile, predicted_scores, prediction_profile
-from migraine_ml.schema import load_schema
-from migraine_ml.training import Candidate, cv_facts, plan_tasks, rank, train_zoo
+from migraine_ml.modeling.tasks import Candidate, cv_facts, plan_tasks, rank, train_zoo
+from migraine_ml.monitoring.reference import input_profile, predicted_scores, prediction_profile
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("train")

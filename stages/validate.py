@@ -6,8 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
-from migraine_ml.schema import load_schema
-from migraine_ml.validation import problem_lines, render_html, validate_file
+from migraine_ml.data.schema import load_schema
+from migraine_ml.data.validation import problem_lines, render_html, validate_file
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("validate")

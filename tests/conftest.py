@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from migraine_ml.schema import Schema, load_schema, schema_from_dict
-from migraine_ml.synthetic import generate_cohort
+from migraine_ml.data.schema import Schema, load_schema, schema_from_dict
+from migraine_ml.data.synthetic import generate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 

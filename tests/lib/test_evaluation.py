@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from migraine_ml.evaluation import (
+from migraine_ml.evaluation.evaluate import (
     GOOD_FIT,
     OVERFITTING,
     UNDERFITTING,

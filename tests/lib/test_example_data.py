@@ -3,7 +3,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
 
-from migraine_ml.example_data import DIARY_CLASSES, headache_diary, yes_no_cohort
+from migraine_ml.data.examples import DIARY_CLASSES, headache_diary, yes_no_cohort
 
 
 @pytest.fixture(scope="module")

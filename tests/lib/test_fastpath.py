@@ -3,18 +3,18 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from migraine_ml.fastpath import (
+from migraine_ml.data.preprocess import drop_unusable_rows, make_preprocessor
+from migraine_ml.data.schema import schema_from_dict
+from migraine_ml.data.validation import coerce_types
+from migraine_ml.modeling.fastpath import (
     CompiledPipeline,
     Unsupported,
     decode_categories,
     encode_categories,
     parity,
 )
-from migraine_ml.features import make_feature_builder
-from migraine_ml.models import model_zoo
-from migraine_ml.preprocess import drop_unusable_rows, make_preprocessor
-from migraine_ml.schema import schema_from_dict
-from migraine_ml.validation import coerce_types
+from migraine_ml.modeling.features import make_feature_builder
+from migraine_ml.modeling.zoo import model_zoo
 
 
 def _pipeline(schema, model, rows, y):
@@ -134,8 +134,8 @@ def test_text_in_a_block_without_an_encoder_is_refused_not_a_crash():
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
 
-    from migraine_ml.fastpath import _Preprocessor
-    from migraine_ml.preprocess import OutlierLimiter, RangeGuard
+    from migraine_ml.data.preprocess import OutlierLimiter, RangeGuard
+    from migraine_ml.modeling.fastpath import _Preprocessor
 
     rows = pd.DataFrame({"sex": ["female", "male", "male"], "age": [30.0, 40.0, None]})
     columns = ColumnTransformer([("sex", SimpleImputer(strategy="most_frequent"), ["sex"])])

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from migraine_ml.features import (
+from migraine_ml.modeling.features import (
     HealthIndices,
     Interactions,
     Powers,

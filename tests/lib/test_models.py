@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
 
-from migraine_ml.models import Subsampled, model_zoo, param_prefix, search_space
+from migraine_ml.modeling.zoo import Subsampled, model_zoo, param_prefix, search_space
 
 
 def test_zoo_has_eight_models_per_task():

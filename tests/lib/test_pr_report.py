@@ -1,4 +1,10 @@
-from migraine_ml.pr_report import metrics_table, params_table, plot_kind, render, side_by_side
+from migraine_ml.evaluation.pr_report import (
+    metrics_table,
+    params_table,
+    plot_kind,
+    render,
+    side_by_side,
+)
 
 
 def test_empty_diffs_say_so():

@@ -6,7 +6,7 @@ import pytest
 import skops.io as sio
 
 from migraine_ml import persist
-from migraine_ml.preprocess import (
+from migraine_ml.data.preprocess import (
     OutlierLimiter,
     RangeGuard,
     drop_unusable_rows,
@@ -16,8 +16,8 @@ from migraine_ml.preprocess import (
     split_facts,
     split_train_test,
 )
-from migraine_ml.schema import schema_from_dict
-from migraine_ml.validation import coerce_types
+from migraine_ml.data.schema import schema_from_dict
+from migraine_ml.data.validation import coerce_types
 
 
 @pytest.fixture
@@ -196,7 +196,7 @@ def test_equal_models_give_byte_identical_files(tmp_path, usable, schema):
 @pytest.mark.parametrize("model", ["xgboost", "lightgbm", "svm"])
 def test_boosters_and_wrappers_survive_the_canonical_archive(tmp_path, usable, schema, model):
     """Pins the bug where an XGBoost booster (a .bin member) was dropped from the file."""
-    from migraine_ml.models import model_zoo
+    from migraine_ml.modeling.zoo import model_zoo
 
     X = make_preprocessor(schema).fit_transform(usable[schema.features])
     y = usable["migraine_occurrence"].astype(int)

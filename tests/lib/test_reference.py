@@ -2,7 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from migraine_ml.reference import bin_shares, input_profile, prediction_profile, quantile_edges
+from migraine_ml.monitoring.reference import (
+    bin_shares,
+    input_profile,
+    prediction_profile,
+    quantile_edges,
+)
 
 
 def test_quantile_edges_and_open_outer_bins():

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from migraine_ml.example_data import headache_diary, yes_no_cohort
-from migraine_ml.schema import load_schema
-from migraine_ml.schema_inference import InferenceError, infer_schema, to_yaml
+from migraine_ml.data.examples import headache_diary, yes_no_cohort
+from migraine_ml.data.inference import InferenceError, infer_schema, to_yaml
+from migraine_ml.data.schema import load_schema
 from tests.conftest import ROOT
 
 

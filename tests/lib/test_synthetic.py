@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from migraine_ml.synthetic import (
+from migraine_ml.data.synthetic import (
     SEVERITY_NOISE_SD,
     expected_severity,
     generate_cohort,

@@ -2,9 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from migraine_ml.features import make_feature_builder
-from migraine_ml.preprocess import drop_unusable_rows, make_preprocessor
-from migraine_ml.training import (
+from migraine_ml.data.preprocess import drop_unusable_rows, make_preprocessor
+from migraine_ml.data.validation import coerce_types
+from migraine_ml.modeling.features import make_feature_builder
+from migraine_ml.modeling.tasks import (
     class_labels,
     cv_facts,
     cv_splitter,
@@ -14,7 +15,6 @@ from migraine_ml.training import (
     regression_rows,
     train_zoo,
 )
-from migraine_ml.validation import coerce_types
 
 CHEAP = {
     "logistic_regression": {"n_iter": 2, "space": {"C": {"loguniform": [0.01, 1]}}},
@@ -173,8 +173,8 @@ def test_plan_tasks_follows_the_schema(rows, schema):
 
 
 def test_plan_tasks_weights_rare_classes_and_scores_many_classes_by_macro_f1():
-    from migraine_ml.example_data import headache_diary
-    from migraine_ml.schema_inference import infer_schema
+    from migraine_ml.data.examples import headache_diary
+    from migraine_ml.data.inference import infer_schema
 
     diary = headache_diary(seed=1).drop_duplicates()
     schema = infer_schema(diary, target="headache_type", group="patient_id").schema

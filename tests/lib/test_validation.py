@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from migraine_ml.validation import (
+from migraine_ml.data.validation import (
     coerce_types,
     problem_lines,
     render_html,
@@ -136,7 +136,7 @@ def test_category_columns_check_values_not_dtype():
     bogus range warning ("0 values outside ... e.g. 'str'")."""
     import pandas as pd
 
-    from migraine_ml.schema import schema_from_dict
+    from migraine_ml.data.schema import schema_from_dict
 
     schema = schema_from_dict(
         {
@@ -173,8 +173,8 @@ def test_constant_and_nearly_constant_features_are_reported(clean_cohort, schema
 
 
 def test_rare_category_values_are_reported():
-    from migraine_ml.example_data import yes_no_cohort
-    from migraine_ml.schema import schema_from_dict
+    from migraine_ml.data.examples import yes_no_cohort
+    from migraine_ml.data.schema import schema_from_dict
 
     cohort = yes_no_cohort(seed=42)
     schema = schema_from_dict(

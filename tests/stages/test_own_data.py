@@ -18,7 +18,7 @@ import pytest
 
 from app import create_app
 from migraine_ml import persist
-from migraine_ml.example_data import DIARY_CLASSES, headache_diary, yes_no_cohort
+from migraine_ml.data.examples import DIARY_CLASSES, headache_diary, yes_no_cohort
 from tests.pipeline_fixtures import dvc, make_pipeline_repo
 
 pytestmark = pytest.mark.integration

@@ -184,8 +184,8 @@ def test_a_regression_only_schema_selects_features_on_rows_with_a_target(tmp_pat
     missing reached the selection score, which refuses NaN targets."""
     import yaml
 
-    from migraine_ml.example_data import yes_no_cohort
-    from migraine_ml.schema_inference import infer_schema, to_yaml
+    from migraine_ml.data.examples import yes_no_cohort
+    from migraine_ml.data.inference import infer_schema, to_yaml
 
     cohort = yes_no_cohort(seed=4, rows=300).drop(columns="headache")
     cohort.loc[cohort.index[::25], "pain_score"] = None  # 4 % unknown

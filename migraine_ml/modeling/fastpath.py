@@ -39,8 +39,14 @@ from sklearn.linear_model._base import LinearModel
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from migraine_ml.features import HealthIndices, Interactions, Powers, QuantileBins, SelectTop
-from migraine_ml.schema import Schema
+from migraine_ml.data.schema import Schema
+from migraine_ml.modeling.features import (
+    HealthIndices,
+    Interactions,
+    Powers,
+    QuantileBins,
+    SelectTop,
+)
 
 PARITY_TOLERANCE = 1e-4
 # From this many rows on, the estimator's own (compiled) predict beats the numpy

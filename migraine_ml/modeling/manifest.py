@@ -6,7 +6,7 @@ import importlib
 import platform
 from typing import Any
 
-from migraine_ml.training import Candidate
+from migraine_ml.modeling.tasks import Candidate
 
 RANKS = ("champion", "runner_up")
 LIBRARIES = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy", "skops")

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from migraine_ml.schema import Schema, SchemaFileError, plain_number, schema_from_dict
+from migraine_ml.data.schema import Schema, SchemaFileError, plain_number, schema_from_dict
 
 # More distinct text values than this and a column is treated as an identifier.
 MAX_CATEGORIES = 30

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from migraine_ml.evaluation import LOWER_IS_BETTER
+from migraine_ml.evaluation.evaluate import LOWER_IS_BETTER
 
 Figure = tuple[str, str]  # (caption, PNG data URI)
 

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from migraine_ml.schema import Schema
+from migraine_ml.data.schema import Schema
 
 OUTLIER_STRATEGIES = ("clip", "missing")
 

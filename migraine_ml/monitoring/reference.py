@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from migraine_ml.schema import Schema
+from migraine_ml.data.schema import Schema
 
 # Rounded so that last-bit BLAS noise between runs does not change the file's hash.
 DIGITS = 9

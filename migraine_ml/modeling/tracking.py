@@ -18,7 +18,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from migraine_ml.training import Candidate
+from migraine_ml.modeling.tasks import Candidate
 
 logger = logging.getLogger(__name__)
 

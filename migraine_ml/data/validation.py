@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
-from migraine_ml.schema import Schema
+from migraine_ml.data.schema import Schema
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from migraine_ml.report import draw_confusion, plt  # report selects the Agg backend
+from migraine_ml.evaluation.report import draw_confusion, plt  # report selects the Agg backend
 
 INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
 

@@ -30,9 +30,9 @@ from sklearn.model_selection import (
 )
 from sklearn.pipeline import Pipeline
 
-from migraine_ml.models import Subsampled, model_zoo, param_prefix, search_space
-from migraine_ml.preprocess import group_separation
-from migraine_ml.schema import Schema
+from migraine_ml.data.preprocess import group_separation
+from migraine_ml.data.schema import Schema
+from migraine_ml.modeling.zoo import Subsampled, model_zoo, param_prefix, search_space
 
 logger = logging.getLogger(__name__)
 
