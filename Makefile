@@ -60,7 +60,7 @@ sweep: setup
 
 BASE ?= origin/main
 report: setup
-	$(BIN)/python -m stages.report --base $(BASE) --out report.md
+	$(BIN)/migraine report --base $(BASE) --out report.md
 
 # A draft schema for your own data; FORCE=1 overwrites an existing OUT.
 SCHEMA_ROLES = $(if $(TARGET),--target '$(TARGET)') \
@@ -68,10 +68,10 @@ SCHEMA_ROLES = $(if $(TARGET),--target '$(TARGET)') \
 	$(if $(GROUP),--group '$(GROUP)') $(if $(FORCE),--force)
 schema: setup
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make schema DATA=<csv> TARGET=<column> [REGRESSION_TARGET=<column>] [GROUP=<column>] OUT=<yaml>"; exit 2; }
-	$(BIN)/python -m stages.infer_schema --data '$(DATA)' --out '$(OUT)' $(strip $(SCHEMA_ROLES))
+	$(BIN)/migraine schema --data '$(DATA)' --out '$(OUT)' $(strip $(SCHEMA_ROLES))
 
 gate: setup
-	$(BIN)/python -m stages.gate --gate reports/gate.json
+	$(BIN)/migraine gate --gate reports/gate.json
 
 bench: setup
 	$(BIN)/python bench/train_time.py --runs 3

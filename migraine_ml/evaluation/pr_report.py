@@ -1,16 +1,27 @@
 """The pull-request report: params and metrics diffs as Markdown, plots side by side.
 
-Pure rendering: the caller (stages/report.py) runs `dvc params diff`, `dvc
-metrics diff` and `git show` and hands the results in.
+`write_pr_report` compares the working tree with a base git ref: it runs `dvc
+params diff`, `dvc metrics diff` and `git show`, then hands the results to the
+pure rendering functions. It works on a fresh clone without a DVC remote:
+params, metrics and plot data are committed to git (`cache: false`), so both
+revisions are read from git.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from migraine_ml.evaluation.report import draw_confusion, plt  # report selects the Agg backend
+
+logger = logging.getLogger(__name__)
 
 INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
 
@@ -154,3 +165,96 @@ def render(
 
 def load_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+class ReportError(RuntimeError):
+    """A git or dvc command the report needs failed (an unknown base ref, no git repo)."""
+
+
+@dataclass(frozen=True)
+class PrReport:
+    """What `write_pr_report` wrote: the Markdown file and the PNGs it links."""
+
+    path: Path
+    plots_dir: Path
+    plots: tuple[Path, ...]
+
+
+def _run(*command: str) -> str:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ReportError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def _git_show(ref: str, path: str) -> str | None:
+    result = subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+def declared_plots(dvc_yaml: Path) -> list[dict]:
+    """The top-level `plots:` entries of dvc.yaml, each as {path, template, x, y, ...}."""
+    plots = []
+    for entry in yaml.safe_load(dvc_yaml.read_text()).get("plots", []):
+        ((path, config),) = entry.items() if isinstance(entry, dict) else ((entry, {}),)
+        plots.append({"path": path, **(config or {})})
+    return plots
+
+
+def write_pr_report(
+    *,
+    base: str,
+    out: Path,
+    dvc_yaml: Path = Path("dvc.yaml"),
+    gate: str = "reports/gate.json",
+) -> PrReport:
+    """report.md at `out` (plots in `report_plots/` beside it), this working tree vs `base`.
+
+    Run from the repository root: `dvc`, `git` and the paths in dvc.yaml are
+    relative to it.
+
+    Raises:
+        ReportError: `base` is not a commit, or `dvc ... diff` failed.
+    """
+    _run("git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
+    plots_dir = out.parent / "report_plots"
+    params_diff = json.loads(
+        _run(sys.executable, "-m", "dvc", "params", "diff", base, "--json") or "{}"
+    )
+    metrics_diff = json.loads(
+        _run(sys.executable, "-m", "dvc", "metrics", "diff", base, "--json") or "{}"
+    )
+    plots = []
+    for plot in declared_plots(dvc_yaml):
+        path = plot["path"]
+        head_file = Path(path)
+        head = json.loads(head_file.read_text()) if head_file.exists() else None
+        base_data = load_json(_git_show(base, path))
+        if head is None and base_data is None:
+            logger.info("%s: in neither revision, left out", path)
+            continue
+        name = path.removeprefix("reports/").removesuffix(".json").replace("/", "_")
+        title = plot.get("title") or name
+        png = side_by_side(
+            base_data,
+            head,
+            x=plot.get("x", "x"),
+            y=plot.get("y", "y"),
+            kind=plot_kind(plot.get("template")),
+            title=title,
+            path=plots_dir / f"{name}.png",
+        )
+        plots.append((title, png))
+    gate_file = Path(gate)
+    out.write_text(
+        render(
+            base=base,
+            params_diff=params_diff,
+            metrics_diff=metrics_diff,
+            gate=json.loads(gate_file.read_text()) if gate_file.exists() else None,
+            base_gate=load_json(_git_show(base, gate)),
+            plots=[(title, png.relative_to(out.parent)) for title, png in plots],
+        ),
+        encoding="utf-8",
+    )
+    return PrReport(path=out, plots_dir=plots_dir, plots=tuple(png for _, png in plots))

@@ -116,7 +116,7 @@ def test_endpoints_errors_and_metrics_on_real_gunicorn(server, record):
 
 def test_smoke_check_passes_on_a_healthy_deployment(server):
     """The post-deploy check CI runs before deciding on a rollback."""
-    from stages.smoke import check
+    from migraine_ml.monitoring.smoke import check
 
     assert check(server.url, None) == []
 
@@ -131,7 +131,7 @@ def test_tampered_models_make_gunicorn_refuse_to_serve(deployment, tmp_path, rec
         assert status == 503
         assert "does not match dvc.lock" in body
         assert _request(server.url + "/predict", record)[0] == 503
-        from stages.smoke import check
+        from migraine_ml.monitoring.smoke import check
 
         assert check(server.url, None)[0].startswith("/ready answered 503")
     finally:
@@ -171,9 +171,11 @@ def test_hup_reloads_workers_without_failing_a_request(deployment, tmp_path, rec
     assert "Handling signal: hup" in log
 
 
-def test_smoke_refuses_a_url_that_is_not_http(monkeypatch):
-    from stages import smoke
+def test_smoke_refuses_a_url_that_is_not_http(monkeypatch, capsys):
+    from migraine_ml import cli
 
-    monkeypatch.setattr(sys, "argv", ["smoke", "--url", "file:///etc/passwd"])
-    with pytest.raises(SystemExit, match="--url must start with http:// or https://"):
-        smoke.main()
+    monkeypatch.setattr(sys, "argv", ["migraine", "smoke", "--url", "file:///etc/passwd"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2  # a usage error, not a failed verdict
+    assert "--url must start with http:// or https://" in capsys.readouterr().err

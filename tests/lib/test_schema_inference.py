@@ -108,7 +108,7 @@ def test_yaml_loads_back_to_the_same_schema_with_review_notes(frame, tmp_path):
 
 def _cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "stages.infer_schema", *map(str, args)],
+        [sys.executable, "-m", "migraine_ml.cli", "schema", *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -123,7 +123,7 @@ def test_command_writes_and_never_overwrites_a_reviewed_schema(frame, tmp_path):
     assert "wrote" in first.stderr and "dvc exp run -S data.path=" in first.stderr
     out.write_text(out.read_text() + "# my review\n")
     again = _cli("--data", csv, "--target", "answer", "--out", out)
-    assert again.returncode != 0
+    assert again.returncode == 1
     assert "exists; pass --force" in again.stderr
     assert out.read_text().endswith("# my review\n")
     forced = _cli("--data", csv, "--target", "answer", "--out", out, "--force")
@@ -132,11 +132,11 @@ def test_command_writes_and_never_overwrites_a_reviewed_schema(frame, tmp_path):
 
 def test_command_reports_bad_input_in_one_line(tmp_path):
     missing = _cli("--data", tmp_path / "nope.csv", "--target", "y", "--out", tmp_path / "s.yaml")
-    assert missing.returncode != 0 and "schema: cannot read" in missing.stderr
+    assert missing.returncode == 1 and "schema: cannot read" in missing.stderr
     csv = tmp_path / "d.csv"
     pd.DataFrame({"x": [1, 2], "y": [0, 1]}).to_csv(csv, index=False)
     wrong = _cli("--data", csv, "--target", "z", "--out", tmp_path / "s.yaml")
-    assert wrong.returncode != 0
+    assert wrong.returncode == 1
     assert wrong.stderr.strip() == (
         "schema: target column 'z' is not in the CSV; its columns are: x, y"
     )

@@ -31,7 +31,7 @@ def _run_on(repo: Path, frame: pd.DataFrame, name: str, *roles: str, edit=None) 
     frame.to_csv(csv, index=False)
     schema = repo / "schemas" / f"{name}.yaml"
     drafted = subprocess.run(
-        [sys.executable, "-m", "stages.infer_schema", "--data", csv, "--out", schema, *roles],
+        [sys.executable, "-m", "migraine_ml.cli", "schema", "--data", csv, "--out", schema, *roles],
         cwd=repo,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""`make report`'s script in a throwaway git repo with two commits (integration)."""
+"""`make report` (`migraine report`) in a throwaway git repo with two commits (integration)."""
 
 import json
 import os
@@ -69,7 +69,7 @@ def test_report_tables_plots_and_gate(tmp_path):
     _commit(repo, n_features=30, auc=0.81, passed=False, message="try 30 features")
 
     result = subprocess.run(
-        [sys.executable, "-m", "stages.report", "--base", "main", "--out", "report.md"],
+        [sys.executable, "-m", "migraine_ml.cli", "report", "--base", "main", "--out", "report.md"],
         cwd=repo,
         env=env,
         capture_output=True,
@@ -96,11 +96,11 @@ def test_unknown_base_is_a_clear_error(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
-        [sys.executable, "-m", "stages.report", "--base", "nope"],
+        [sys.executable, "-m", "migraine_ml.cli", "report", "--base", "nope"],
         cwd=repo,
         env=env,
         capture_output=True,
         text=True,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert "git rev-parse --verify --quiet nope^{commit}" in result.stderr

@@ -1,17 +1,19 @@
-"""smoke: check a deployed service end to end (CI runs it after a deploy; non-zero = roll back).
+"""The post-deploy smoke test: a deployed service is up and predicts sensibly.
 
-python -m stages.smoke --url https://migraine.example.org   # API_KEY from the environment
+CI runs it (`migraine smoke --url ...`) after a deploy and rolls back when it
+finds problems.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
+
+
+class URLSchemeError(ValueError):
+    """The base URL is not http:// or https://."""
 
 
 def _call(url: str, body: dict | None = None, *, key: str | None = None) -> tuple[int, dict]:
@@ -21,7 +23,7 @@ def _call(url: str, body: dict | None = None, *, key: str | None = None) -> tupl
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers=headers)
     try:
-        # main() accepts only http(s) base URLs, so no file: or custom scheme reaches here
+        # check() accepts only http(s) base URLs, so no file: or custom scheme reaches here
         with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as err:
@@ -29,7 +31,21 @@ def _call(url: str, body: dict | None = None, *, key: str | None = None) -> tupl
 
 
 def check(base: str, key: str | None) -> list[str]:
-    """The problems found; empty when the service is healthy and predicts sensibly."""
+    """The problems found; empty when the service is healthy and predicts sensibly.
+
+    Raises:
+        URLSchemeError: `base` is not an http:// or https:// URL.
+    """
+    if urlsplit(base).scheme not in ("http", "https"):
+        raise URLSchemeError(f"must start with http:// or https://, got {base!r}")
+    base = base.rstrip("/")
+    try:
+        return _problems(base, key)
+    except OSError as err:  # refused, unknown host, timed out: no HTTP answer at all
+        return [f"{base} is unreachable: {getattr(err, 'reason', err)}"]
+
+
+def _problems(base: str, key: str | None) -> list[str]:
     problems = []
     status, ready = _call(f"{base}/ready")
     if status != 200:
@@ -53,20 +69,3 @@ def check(base: str, key: str | None) -> list[str]:
     if status != 400:
         problems.append(f"an invalid record was answered {status}, expected 400")
     return problems
-
-
-def main() -> None:
-    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_argument("--url", required=True, help="base URL of the service")
-    args = cli.parse_args()
-    if urlsplit(args.url).scheme not in ("http", "https"):
-        sys.exit(f"smoke: --url must start with http:// or https://, got {args.url!r}")
-    problems = check(args.url.rstrip("/"), os.environ.get("API_KEY"))
-    if problems:
-        print("smoke test FAILED:", *problems, sep="\n  ", file=sys.stderr)
-        sys.exit(1)
-    print(f"smoke test passed: {args.url}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,198 @@
+"""migraine: the command-line tools around the pipeline (one subcommand each).
+
+Exit codes scripts can rely on: 0 ok, 1 the verdict failed (the gate failed,
+the smoke test found problems, the schema command refused the data), 2 a usage
+error. Each subcommand is thin like a stage: it parses, calls migraine_ml and
+prints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import click
+
+logger = logging.getLogger("migraine")
+
+# The heavy libraries (pandas, matplotlib) are imported inside the subcommands
+# that need them, so `migraine --help`, `gate` and `smoke` start in a blink.
+
+
+class Failed(click.ClickException):
+    """Exit 1 (or `exit_code`) with the message alone on stderr, no 'Error:' prefix."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+@click.group(name="migraine", context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """The migraine-ml command-line tools.
+
+    Exit codes: 0 ok, 1 the verdict failed (gate, smoke test, schema refused
+    the data), 2 a usage error.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--data", required=True, help="The CSV to describe.")
+@click.option("--out", required=True, help="The schema YAML to write.")
+@click.option("--target", help="The column to classify.")
+@click.option("--regression-target", help="A numeric column to regress on.")
+@click.option("--group", help="A patient/subject id: its rows never straddle a split.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --out.")
+def schema(
+    data: str,
+    out: str,
+    target: str | None,
+    regression_target: str | None,
+    group: str | None,
+    force: bool,
+) -> None:
+    """Draft a schema YAML for a CSV, to review before a run.
+
+    Review its ranges, values and roles, then run the pipeline on the CSV with
+    `dvc exp run -S data.path=<csv> -S data.schema=<yaml>`.
+    """
+    import pandas as pd
+
+    from migraine_ml.data.inference import InferenceError, infer_schema, to_yaml
+
+    out_path = Path(out)
+    if out_path.exists() and not force:
+        # the user may have edited it: never overwrite a reviewed schema silently
+        raise Failed(
+            f"schema: {out} exists; pass --force (make schema ... FORCE=1) to overwrite it"
+        )
+    try:
+        frame = pd.read_csv(data)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise Failed(f"schema: cannot read {data}: {err}") from err
+    try:
+        inferred = infer_schema(
+            frame,
+            target=target,
+            regression_target=regression_target,
+            group=group,
+            name=out_path.stem,
+        )
+    except InferenceError as err:
+        raise Failed(f"schema: {err}") from err
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(to_yaml(inferred, source=data, rows=len(frame)), encoding="utf-8")
+    drafted = inferred.schema
+    roles = {
+        role: [c.name for c in drafted.columns.values() if c.role == role]
+        for role in ("classification_target", "regression_target", "group", "id")
+    }
+    logger.info(
+        "wrote %s: %d features (%d numeric, %d category)%s",
+        out_path,
+        len(drafted.features),
+        sum(drafted.columns[c].is_numeric for c in drafted.features),
+        sum(drafted.columns[c].dtype == "category" for c in drafted.features),
+        "".join(f"; {role}: {', '.join(names)}" for role, names in roles.items() if names),
+    )
+    for name in inferred.skipped:
+        logger.warning("left out '%s': empty in every row", name)
+    logger.info(
+        "review it (ranges, values, roles), then: dvc exp run -S data.path=%s -S data.schema=%s",
+        data,
+        out_path,
+    )
+
+
+@main.command()
+@click.option(
+    "--out-dir", default="data/examples", show_default=True, help="Where the CSV files go."
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+def examples(out_dir: str, seed: int) -> None:
+    """Write the example datasets as CSV files.
+
+    headache_diary.csv (a patient diary) and headache_yes_no.csv (a yes/no cohort).
+    """
+    from migraine_ml.data.examples import headache_diary, yes_no_cohort
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (
+        ("headache_diary.csv", headache_diary(seed=seed)),
+        ("headache_yes_no.csv", yes_no_cohort(seed=seed)),
+    ):
+        frame.to_csv(out / name, index=False)
+        click.echo(f"wrote {out / name}: {len(frame)} rows, {frame.shape[1]} columns")
+
+
+@main.command()
+@click.option(
+    "--gate",
+    "gate_path",
+    default="reports/gate.json",
+    show_default=True,
+    help="The gate JSON that evaluate writes.",
+)
+def gate(gate_path: str) -> None:
+    """Exit 1 unless the last evaluation passed the quality gate.
+
+    CI runs it after `dvc repro`; the failures are listed on stderr.
+    """
+    try:
+        with open(gate_path, encoding="utf-8") as fh:
+            verdict = json.load(fh)
+    except (OSError, json.JSONDecodeError) as err:
+        raise Failed(
+            f"quality gate: cannot read {gate_path} ({err}); run `make repro` first"
+        ) from err
+    if not verdict["passed"]:
+        raise Failed("\n  ".join(["quality gate FAILED:", *verdict["failures"]]))
+    click.echo(f"quality gate passed ({len(verdict['checks'])} champions checked)")
+
+
+@main.command()
+@click.option("--base", required=True, help="The git ref to compare with (origin/main).")
+@click.option("--out", default="report.md", show_default=True, help="The Markdown file to write.")
+def report(base: str, out: str) -> None:
+    """Write report.md: this working tree against a base git ref.
+
+    Params and metrics diffs as tables, plots side by side, the quality gate.
+    Run it from the repository root; works without a DVC remote.
+    """
+    from migraine_ml.evaluation.pr_report import ReportError, write_pr_report
+
+    try:
+        written = write_pr_report(base=base, out=Path(out))
+    except ReportError as err:
+        raise Failed(f"report: {err}") from err
+    click.echo(f"wrote {written.path} ({len(written.plots)} plots in {written.plots_dir})")
+
+
+@main.command()
+@click.option("--url", required=True, help="The base URL of the service (http:// or https://).")
+def smoke(url: str) -> None:
+    """Check a deployed service end to end; exit 1 on problems.
+
+    The API key, if the service needs one, comes from the API_KEY environment
+    variable. CI rolls the deploy back when this fails.
+    """
+    from migraine_ml.monitoring.smoke import URLSchemeError, check
+
+    try:
+        problems = check(url, os.environ.get("API_KEY"))
+    except URLSchemeError as err:
+        raise Failed(f"smoke: --url {err}", exit_code=2) from err
+    if problems:
+        raise Failed("\n  ".join(["smoke test FAILED:", *problems]))
+    click.echo(f"smoke test passed: {url}")
+
+
+if __name__ == "__main__":
+    main()
