@@ -43,8 +43,6 @@ def run_once(scratch: Path) -> tuple[float, list[dict]]:
         str(scratch / "models"),
         "--live-dir",
         str(scratch / "live"),
-        "--registry",
-        str(scratch / "registry.json"),
     ]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "schemas", "stages", "migraine_ml")
+PIPELINE_FILES = (".gitignore", "dvc.yaml", "params.yaml", "schemas", "stages", "migraine_ml")
 
 
 REDUCED_ZOO = {
@@ -160,8 +160,6 @@ def trained(tmp_path_factory, mlflow_uri) -> Path:
             SCHEMA,
             "--in-dir",
             work / "processed",
-            "--out-dir",
-            work / "features",
             "--builder",
             work / "features" / "builder.skops",
             "--report",
@@ -184,8 +182,6 @@ def trained(tmp_path_factory, mlflow_uri) -> Path:
             work / "models",
             "--live-dir",
             work / "live",
-            "--registry",
-            work / "live" / "registry.json",
         )
     return work
 

@@ -7,6 +7,8 @@ train side alone.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,8 +22,11 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from migraine_ml.data.schema import Schema
+from migraine_ml.pipeline import COLUMNS, ENTRY_ERRORS, OUTLIERS
 
 OUTLIER_STRATEGIES = ("clip", "missing")
+
+logger = logging.getLogger(__name__)
 
 
 def drop_unusable_rows(frame: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -110,6 +115,14 @@ class _ColumnwiseTransformer(TransformerMixin, BaseEstimator):
         return np.asarray(self.feature_names_in_, dtype=object)
 
 
+def _bounds(
+    columns: list[str], lower: dict[str, float], upper: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    low = np.array([lower.get(c, -np.inf) for c in columns], dtype=float)
+    high = np.array([upper.get(c, np.inf) for c in columns], dtype=float)
+    return low, high
+
+
 class RangeGuard(_ColumnwiseTransformer):
     """Values outside the schema's valid range are entry errors: set them to missing.
 
@@ -124,15 +137,25 @@ class RangeGuard(_ColumnwiseTransformer):
         frame = self._frame(X)
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
-        self.entry_errors_ = self._count(frame)
+        self.entry_errors_ = self.count_entry_errors(frame)
         return self
 
-    def _count(self, frame: pd.DataFrame) -> dict[str, int]:
+    def count_entry_errors(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Values outside their column's range, per limited column."""
         counts = {}
         for column, (low, high) in (self.limits or {}).items():
             values = pd.to_numeric(frame[column], errors="coerce")
             counts[column] = int(((values < low) | (values > high)).sum())
         return counts
+
+    def replay_bounds(self, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per column of `columns`, the valid range (infinite where unlimited), for the
+        fast path: a value outside it becomes missing."""
+        return _bounds(
+            columns,
+            {c: lo for c, (lo, _) in (self.limits or {}).items()},
+            {c: hi for c, (_, hi) in (self.limits or {}).items()},
+        )
 
     def transform(self, X: Any) -> pd.DataFrame:
         check_is_fitted(self, "feature_names_in_")
@@ -183,6 +206,11 @@ class OutlierLimiter(_ColumnwiseTransformer):
         self.upper_ = (q3 + spread).to_dict()
         self.limited_ = self.count_limited(frame)
         return self
+
+    def replay_bounds(self, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per column of `columns`, the learned fences (infinite where none), for the
+        fast path: clipped to them or set missing, as `strategy` says."""
+        return _bounds(columns, self.lower_, self.upper_)
 
     def count_limited(self, X: Any) -> dict[str, int]:
         """Values per column that transform() would clip or blank."""
@@ -266,14 +294,14 @@ def make_preprocessor(
     columns = ColumnTransformer(blocks, remainder="drop", verbose_feature_names_out=False)
     pipeline = Pipeline(
         [
-            ("entry_errors", RangeGuard(limits)),
+            (ENTRY_ERRORS, RangeGuard(limits)),
             (
-                "outliers",
+                OUTLIERS,
                 OutlierLimiter(
                     continuous, iqr_factor=outlier_iqr_factor, strategy=outlier_strategy
                 ),
             ),
-            ("columns", columns),
+            (COLUMNS, columns),
         ]
     )
     return pipeline.set_output(transform="pandas")
@@ -288,8 +316,8 @@ def preprocess_summary(
     group: str | None = None,
 ) -> dict[str, Any]:
     """What preprocessing did, per column: entry errors blanked, outliers limited, imputed."""
-    guard: RangeGuard = preprocessor.named_steps["entry_errors"]
-    limiter: OutlierLimiter = preprocessor.named_steps["outliers"]
+    guard: RangeGuard = preprocessor.named_steps[ENTRY_ERRORS]
+    limiter: OutlierLimiter = preprocessor.named_steps[OUTLIERS]
     guarded_test = guard.transform(test)
     per_column: dict[str, dict[str, Any]] = {}
     for column in guard.feature_names_in_:
@@ -297,7 +325,7 @@ def preprocess_summary(
             "missing_train": int(train[column].isna().sum()),
             "missing_test": int(test[column].isna().sum()),
             "entry_errors_train": guard.entry_errors_.get(column, 0),
-            "entry_errors_test": guard._count(test).get(column, 0),
+            "entry_errors_test": guard.count_entry_errors(test).get(column, 0),
         }
         if column in limiter.lower_:
             entry.update(
@@ -313,3 +341,54 @@ def preprocess_summary(
         "outlier_strategy": limiter.strategy,
         "columns": per_column,
     }
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """The preprocess stage's result: raw split rows, the preprocessor fitted on train."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    preprocessor: Pipeline
+    summary: dict[str, Any]
+    keep: list[str]  # columns carried through unchanged (targets, group, ids)
+
+    def transformed(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Preprocessed features beside the kept columns, for inspection and the features stage."""
+        features = self.preprocessor.transform(rows)
+        return pd.concat([features, rows[self.keep]], axis=1).reset_index(drop=True)
+
+
+def preprocess_data(
+    raw: pd.DataFrame,
+    schema: Schema,
+    *,
+    test_size: float,
+    seed: int,
+    outlier_iqr_factor: float,
+    outlier_strategy: str,
+    scale: bool,
+) -> Preprocessed:
+    """Drop unusable rows, split FIRST, then fit the preprocessor on the train rows only."""
+    usable, dropped = drop_unusable_rows(raw, schema)
+    train, test = split_train_test(
+        usable,
+        target=schema.classification_target,
+        group=schema.group,
+        test_size=test_size,
+        seed=seed,
+    )
+    preprocessor = make_preprocessor(
+        schema,
+        outlier_iqr_factor=outlier_iqr_factor,
+        outlier_strategy=outlier_strategy,
+        scale=scale,
+    ).fit(train[schema.features])
+    summary = preprocess_summary(
+        preprocessor, train=train, test=test, dropped=dropped, group=schema.group
+    )
+    logger.info("dropped %s; %s", dropped, summary["split"])
+    keep = [c for c in schema.required if c not in schema.features]
+    return Preprocessed(
+        train.reset_index(drop=True), test.reset_index(drop=True), preprocessor, summary, keep
+    )

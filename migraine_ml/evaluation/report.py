@@ -16,7 +16,9 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from migraine_ml.evaluation.evaluate import LOWER_IS_BETTER
+from migraine_ml.evaluation.diagnosis import Diagnosis
+from migraine_ml.evaluation.evaluate import Evaluation, TaskEvaluation
+from migraine_ml.evaluation.metrics import LOWER_IS_BETTER
 
 Figure = tuple[str, str]  # (caption, PNG data URI)
 
@@ -181,12 +183,13 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def metric_table(task: dict[str, Any]) -> str:
+def metric_table(task: TaskEvaluation) -> str:
     """Rows: metrics. Columns: each model with its 95 % CI, the dummy, the ceiling."""
-    ranks = [r for r in ("champion", "runner_up", "dummy") if r in task["test"]]
-    names = {r: task["names"].get(r, r) for r in ranks}
-    ceiling = task.get("ceiling") or {}
-    metrics = [k for k in task["test"]["champion"] if not k.endswith(("_ci_low", "_ci_high"))]
+    test = task.scores.test
+    ranks = [r for r in ("champion", "runner_up", "dummy") if r in test]
+    names = {r: task.names.get(r, r) for r in ranks}
+    ceiling = task.ceiling or {}
+    metrics = [k for k in test["champion"] if not k.endswith(("_ci_low", "_ci_high"))]
     head = "".join(
         f"<th>{html.escape(r)}<br><small>{html.escape(names[r])}</small></th>" for r in ranks
     )
@@ -194,7 +197,7 @@ def metric_table(task: dict[str, Any]) -> str:
     for metric in metrics:
         cells = []
         for rank in ranks:
-            scores = task["test"][rank]
+            scores = test[rank]
             cells.append(
                 f"<td>{_cell(scores[metric])} <small>[{_cell(scores[metric + '_ci_low'])}, "
                 f"{_cell(scores[metric + '_ci_high'])}]</small></td>"
@@ -220,16 +223,16 @@ def leaderboard_table(entries: list[dict[str, Any]]) -> str:
     )
 
 
-def diagnosis_block(diagnoses: dict[str, dict[str, Any]], names: dict[str, str]) -> str:
+def diagnosis_block(diagnoses: dict[str, Diagnosis], names: dict[str, str]) -> str:
     parts = []
     for rank, d in diagnoses.items():
-        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in d["reasons"])
-        advice = "".join(f"<li>{html.escape(r)}</li>" for r in d["recommendations"])
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in d.reasons)
+        advice = "".join(f"<li>{html.escape(r)}</li>" for r in d.recommendations)
         parts.append(
             f'<div class="diag"><h4>{html.escape(rank)} ({html.escape(names.get(rank, ""))}):'
-            f' <span class="verdict">{html.escape(d["verdict"])}</span></h4>'
-            f"<p>train {d['train']:.4f}, test {d['test']:.4f}, gap {d['gap']:.4f}, "
-            f"lift over dummy {d['lift_over_dummy']:.4f}</p>"
+            f' <span class="verdict">{html.escape(d.verdict)}</span></h4>'
+            f"<p>train {d.train:.4f}, test {d.test:.4f}, gap {d.gap:.4f}, "
+            f"lift over dummy {d.lift_over_dummy:.4f}</p>"
             f"<ul>{reasons}</ul>"
             + (f"<p>Recommendations:</p><ul>{advice}</ul>" if advice else "")
             + "</div>"
@@ -237,45 +240,53 @@ def diagnosis_block(diagnoses: dict[str, dict[str, Any]], names: dict[str, str])
     return "".join(parts)
 
 
-def render_report(
-    *,
-    title: str,
-    summary: list[str],
-    gate: dict[str, Any],
-    tasks: dict[str, dict[str, Any]],
-    leaderboard: list[dict[str, Any]],
-    figures: dict[str, list[tuple[str, str]]],
-    notes: list[str],
-) -> str:
+def task_figures(task: TaskEvaluation) -> list[tuple[str, str]]:
+    """(caption, PNG data URI) of the task's plots: curves or residuals, then importance."""
+    outputs, champion = task.scores.outputs, task.names["champion"]
+    if task.classes is not None:
+        figures = classification_figures(task.y_test, outputs, task.classes, task.names)
+    else:
+        figures = [residual_figure(task.y_test, outputs["champion"], champion)]
+    figures.append(
+        importance_figure(
+            task.importance, task.importance_spread, scoring=task.scoring, name=champion
+        )
+    )
+    return figures
+
+
+def render_report(evaluation: Evaluation) -> str:
     """One self-contained HTML page: no scripts, no network, images as data URIs."""
-    verdict = "PASSED" if gate["passed"] else "FAILED"
-    gate_items = "".join(f"<li>{html.escape(f)}</li>" for f in gate["failures"])
+    title, gate = evaluation.title, evaluation.gate
+    verdict = "PASSED" if gate.passed else "FAILED"
+    gate_items = "".join(f"<li>{html.escape(f)}</li>" for f in gate.failures)
     sections = []
-    for task_name, task in tasks.items():
+    for task_name, task in evaluation.tasks.items():
         images = "".join(
             f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-            for caption, uri in figures.get(task_name, [])
+            for caption, uri in task_figures(task)
         )
-        comparison = task.get("champion_vs_runner_up")
+        comparison = task.scores.champion_vs_runner_up
         compared = ""
         if comparison:
             compared = (
-                f"<p>Champion minus runner-up on {html.escape(task['primary'])} (paired "
-                f"bootstrap on the same test rows): {comparison['difference']:+.4f}, 95 % CI "
-                f"[{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}]; share of "
+                f"<p>Champion minus runner-up on {html.escape(task.primary)} (paired "
+                f"bootstrap on the same test rows): {comparison.difference:+.4f}, 95 % CI "
+                f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]; share of "
                 f"resamples where the champion is not better: "
-                f"{comparison['share_not_better']:.2f}.</p>"
+                f"{comparison.share_not_better:.2f}.</p>"
             )
         sections.append(
             f"<h2>{html.escape(task_name.capitalize())}</h2>"
-            f"<p>{html.escape(task['ceiling_note'])}</p>"
+            f"<p>{html.escape(task.judgement.ceiling_note)}</p>"
             f"{metric_table(task)}{compared}"
-            f"<h3>Fit diagnosis</h3>{diagnosis_block(task['diagnosis'], task['names'])}"
+            f"<h3>Fit diagnosis</h3>{diagnosis_block(task.judgement.diagnosis, task.names)}"
             f'<div class="figures">{images}</div>'
         )
-    summary_items = "".join(f"<li>{html.escape(s)}</li>" for s in summary)
-    note_items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    summary_items = "".join(f"<li>{html.escape(s)}</li>" for s in evaluation.summary)
+    note_items = "".join(f"<li>{html.escape(n)}</li>" for n in evaluation.notes)
+    leaderboard = evaluation.leaderboard
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>

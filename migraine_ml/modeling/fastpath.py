@@ -19,43 +19,27 @@ raises `Unsupported`, and the caller keeps the scikit-learn pipeline.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, softmax
-from sklearn.ensemble import (
-    GradientBoostingClassifier,
-    GradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.linear_model._base import LinearModel
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from migraine_ml.data.schema import Schema
-from migraine_ml.modeling.features import (
-    HealthIndices,
-    Interactions,
-    Powers,
-    QuantileBins,
-    SelectTop,
-)
+from migraine_ml.modeling.estimators import Unsupported, compile_estimator
+from migraine_ml.modeling.features import Columns
+from migraine_ml.pipeline import COLUMNS, ENTRY_ERRORS, FEATURES, MODEL, OUTLIERS, PREPROCESS
 
 PARITY_TOLERANCE = 1e-4
 # From this many rows on, the estimator's own (compiled) predict beats the numpy
 # tree traversal: its fixed per-call cost is spread over the batch.
 NATIVE_BATCH_ROWS = 16
-
-
-class Unsupported(ValueError):
-    """The pipeline has a step the fast path cannot replay."""
 
 
 def category_values(schema: Schema) -> dict[str, list[str]]:
@@ -130,22 +114,14 @@ class _Preprocessor:
     """
 
     def __init__(self, preprocess: Pipeline, raw_features: list[str], codes: dict[str, list[str]]):
-        guard = preprocess.named_steps["entry_errors"]
-        limiter = preprocess.named_steps["outliers"]
-        columns = preprocess.named_steps["columns"]
+        guard = preprocess.named_steps[ENTRY_ERRORS]
+        limiter = preprocess.named_steps[OUTLIERS]
+        columns = preprocess.named_steps[COLUMNS]
         if list(guard.feature_names_in_) != list(raw_features):
             raise Unsupported("preprocessor columns differ from the raw features")
         position = {name: i for i, name in enumerate(raw_features)}
-        n = len(raw_features)
-        self.guard_low = np.full(n, -np.inf)
-        self.guard_high = np.full(n, np.inf)
-        for name, (low, high) in (guard.limits or {}).items():
-            self.guard_low[position[name]], self.guard_high[position[name]] = low, high
-        self.limit_low = np.full(n, -np.inf)
-        self.limit_high = np.full(n, np.inf)
-        for name in limiter.lower_:
-            self.limit_low[position[name]] = limiter.lower_[name]
-            self.limit_high[position[name]] = limiter.upper_[name]
+        self.guard_low, self.guard_high = guard.replay_bounds(raw_features)
+        self.limit_low, self.limit_high = limiter.replay_bounds(raw_features)
         self.clip = limiter.strategy == "clip"
         order, fill, mean, scale = [], [], [], []
         self.onehot: list[tuple[int, float, int]] = []  # (input column, fill code, width)
@@ -208,183 +184,25 @@ class _Preprocessor:
         return np.hstack(pieces)
 
 
-Columns = list[np.ndarray]
-
-
-def _weighted_sum(cols: Columns, terms: list[tuple[int, float]]) -> np.ndarray:
-    return sum(weight * cols[i] for i, weight in terms)
-
-
-def _product(cols: Columns, i: int, j: int) -> np.ndarray:
-    return cols[i] * cols[j]
-
-
-def _power(cols: Columns, i: int, degree: int) -> np.ndarray:
-    return cols[i] ** degree
-
-
-def _bin(cols: Columns, i: int, edges: np.ndarray) -> np.ndarray:
-    return np.searchsorted(edges, cols[i], side="right").astype(float)
-
-
 def _feature_ops(builder: Pipeline, names: list[str]) -> tuple[list[Callable], list[int]]:
     """Column-appending operations replaying the feature builder, and the selection.
 
-    Each op reads the columns so far (a later step may use an earlier one's
-    column, e.g. an interaction with a health index) and returns one more.
+    Each step supplies its own replay (`replay_columns`, and `replay_selection`
+    for the final selection); an op reads the columns so far (a later step may
+    use an earlier one's column, e.g. an interaction with a health index) and
+    returns one more.
     """
     names = list(names)
     ops: list[Callable[[Columns], np.ndarray]] = []
-
-    def add(op: Callable[[Columns], np.ndarray], name: str) -> None:
-        ops.append(op)
-        names.append(name)
-
     for _, step in builder.steps:
-        if isinstance(step, HealthIndices):
-            for name, weights in (step.indices or {}).items():
-                terms = [(names.index(c), float(w)) for c, w in weights.items()]
-                add(partial(_weighted_sum, terms=terms), name)
-        elif isinstance(step, Interactions):
-            for a, b in step.pairs_:
-                add(partial(_product, i=names.index(a), j=names.index(b)), f"{a}*{b}")
-        elif isinstance(step, Powers):
-            for column in step.columns or []:
-                for degree in range(2, step.degree + 1):
-                    add(partial(_power, i=names.index(column), degree=degree), f"{column}^{degree}")
-        elif isinstance(step, QuantileBins):
-            for column, edges in step.edges_.items():
-                add(partial(_bin, i=names.index(column), edges=np.asarray(edges)), f"{column}_bin")
-        elif isinstance(step, SelectTop):
-            return ops, [names.index(c) for c in step.selected_]
-        else:
+        if hasattr(step, "replay_selection"):
+            return ops, step.replay_selection(names)
+        if not hasattr(step, "replay_columns"):
             raise Unsupported(f"feature step {type(step).__name__}")
+        for name, op in step.replay_columns(names):
+            ops.append(op)
+            names.append(name)
     raise Unsupported("feature builder without a final selection")
-
-
-class _TreeEnsemble:
-    """Vectorised traversal of scikit-learn trees padded into equal-sized arrays."""
-
-    def __init__(self, trees: list[Any], value_of: Callable[[Any], np.ndarray]):
-        size = max(t.node_count for t in trees)
-        n = len(trees)
-        self.left = np.zeros((n, size), dtype=np.intp)
-        self.right = np.zeros((n, size), dtype=np.intp)
-        self.feature = np.zeros((n, size), dtype=np.intp)
-        self.threshold = np.full((n, size), np.inf)
-        first = value_of(trees[0])
-        self.value = np.zeros((n, size, first.shape[1]))
-        for i, tree in enumerate(trees):
-            count = tree.node_count
-            leaf = tree.children_left == -1
-            nodes = np.arange(count)
-            self.left[i, :count] = np.where(leaf, nodes, tree.children_left)
-            self.right[i, :count] = np.where(leaf, nodes, tree.children_right)
-            self.feature[i, :count] = np.where(leaf, 0, tree.feature)
-            self.threshold[i, :count] = np.where(leaf, np.inf, tree.threshold)
-            self.value[i, :count] = value_of(tree)
-        self.depth = max(t.max_depth for t in trees)
-        self.trees = np.arange(n)
-
-    def leaf_values(self, X: np.ndarray) -> np.ndarray:
-        """(rows, trees, outputs) leaf values; X compared in float32 as sklearn does."""
-        X = X.astype(np.float32).astype(np.float64)
-        rows = np.arange(len(X))[:, None]
-        node = np.zeros((len(X), len(self.trees)), dtype=np.intp)
-        for _ in range(self.depth):
-            go_left = X[rows, self.feature[self.trees, node]] <= self.threshold[self.trees, node]
-            node = np.where(go_left, self.left[self.trees, node], self.right[self.trees, node])
-        return self.value[self.trees, node]
-
-
-def _gradient_boosting(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    if getattr(model, "init_", None) == "zero":
-        raise Unsupported("gradient boosting with init='zero'")
-    trees = [t.tree_ for t in model.estimators_.ravel()]
-    per_stage = model.estimators_.shape[1]
-    ensemble = _TreeEnsemble(trees, lambda t: t.value[:, 0, :])
-    init = model._raw_predict_init(np.zeros((1, model.n_features_in_)))  # a constant
-    rate = model.learning_rate
-    classifier = isinstance(model, GradientBoostingClassifier)
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        leaves = ensemble.leaf_values(X)[:, :, 0].reshape(len(X), -1, per_stage)
-        raw = init + rate * leaves.sum(axis=1)
-        if not classifier:
-            return raw[:, 0]
-        if per_stage == 1:
-            positive = expit(raw[:, 0])
-            return np.column_stack([1 - positive, positive])
-        return softmax(raw, axis=1)
-
-    return predict
-
-
-def _random_forest(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    classifier = isinstance(model, RandomForestClassifier)
-    ensemble = _TreeEnsemble([t.tree_ for t in model.estimators_], lambda t: t.value[:, 0, :])
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        mean = ensemble.leaf_values(X).mean(axis=1)
-        return mean if classifier else mean[:, 0]
-
-    return predict
-
-
-def _linear(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    coef = np.atleast_2d(model.coef_)
-    intercept = np.atleast_1d(model.intercept_)
-    if isinstance(model, LogisticRegression):
-
-        def predict(X: np.ndarray) -> np.ndarray:
-            raw = X @ coef.T + intercept
-            if raw.shape[1] == 1:
-                positive = expit(raw[:, 0])
-                return np.column_stack([1 - positive, positive])
-            return softmax(raw, axis=1)
-
-        return predict
-    return lambda X: (X @ coef.T + intercept)[:, 0]
-
-
-def _booster(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """XGBoost / LightGBM: their own predictor on a plain array (no DataFrame)."""
-    module = type(model).__module__.split(".")[0]
-    classifier = hasattr(model, "predict_proba")
-    if module == "xgboost":
-        booster = model.get_booster()
-        booster.feature_names = None  # a copy: the reference pipeline keeps its names
-        booster.set_param({"nthread": 1})  # one row: thread start-up costs more than it saves
-
-        def raw(X: np.ndarray) -> np.ndarray:
-            return booster.inplace_predict(X, validate_features=False)
-    elif module == "lightgbm":
-        booster = model.booster_
-
-        def raw(X: np.ndarray) -> np.ndarray:
-            return booster.predict(X, validate_features=False, num_threads=1)
-    else:
-        raise Unsupported(f"estimator {type(model).__name__}")
-    if not classifier:
-        return raw
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        out = raw(X)
-        if out.ndim == 1:
-            return np.column_stack([1 - out, out])
-        return out
-
-    return predict
-
-
-def _estimator(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    if isinstance(model, GradientBoostingClassifier | GradientBoostingRegressor):
-        return _gradient_boosting(model)
-    if isinstance(model, RandomForestClassifier | RandomForestRegressor):
-        return _random_forest(model)
-    if isinstance(model, LogisticRegression | LinearModel) and hasattr(model, "coef_"):
-        return _linear(model)
-    return _booster(model)
 
 
 class CompiledPipeline:
@@ -392,19 +210,17 @@ class CompiledPipeline:
     category values given as codes (`encode_categories`)."""
 
     def __init__(self, pipeline: Pipeline, schema: Schema):
-        import copy
-
         pipeline = copy.deepcopy(pipeline)  # boosters are edited (feature names dropped)
         self.raw_features = list(schema.features)
         self._preprocess = _Preprocessor(
-            pipeline.named_steps["preprocess"], self.raw_features, category_values(schema)
+            pipeline.named_steps[PREPROCESS], self.raw_features, category_values(schema)
         )
         self._ops, self._selected = _feature_ops(
-            pipeline.named_steps["features"], self._preprocess.names
+            pipeline.named_steps[FEATURES], self._preprocess.names
         )
-        self._predict = _estimator(pipeline.named_steps["model"])
+        self._predict = compile_estimator(pipeline.named_steps[MODEL])
         self.is_classifier = hasattr(pipeline, "predict_proba")
-        model = pipeline.named_steps["model"]
+        model = pipeline.named_steps[MODEL]
         self._native = model.predict_proba if self.is_classifier else model.predict
 
     def model_input(self, X: np.ndarray) -> np.ndarray:
@@ -432,25 +248,51 @@ def reference_output(pipeline: Pipeline, rows: pd.DataFrame) -> np.ndarray:
         return pipeline.predict(rows)
 
 
-def parity(pipeline: Pipeline, rows: pd.DataFrame, schema: Schema) -> dict[str, Any]:
-    """Compile and compare with the scikit-learn pipeline on `rows`.
+@dataclass(frozen=True)
+class ParityRecord:
+    """Whether the fast path may serve a model: compiled, and equal to scikit-learn's answers."""
 
-    Returns {"supported", "max_abs_diff", "passed", "reason"}.
-    """
+    supported: bool
+    passed: bool
+    max_abs_diff: float | None
+    reason: str
+    rows: int | None = None
+    tolerance: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.supported:
+            return {
+                "supported": False,
+                "passed": False,
+                "max_abs_diff": None,
+                "reason": self.reason,
+            }
+        return {
+            "supported": True,
+            "passed": self.passed,
+            "max_abs_diff": self.max_abs_diff,
+            "rows": self.rows,
+            "tolerance": self.tolerance,
+            "reason": self.reason,
+        }
+
+
+def parity(pipeline: Pipeline, rows: pd.DataFrame, schema: Schema) -> ParityRecord:
+    """Compile and compare with the scikit-learn pipeline on `rows`."""
     try:
         compiled = CompiledPipeline(pipeline, schema)
     except Unsupported as err:
-        return {"supported": False, "passed": False, "max_abs_diff": None, "reason": str(err)}
+        return ParityRecord(supported=False, passed=False, max_abs_diff=None, reason=str(err))
     expected = reference_output(pipeline, rows[schema.features])
     got = compiled.predict(encode_categories(rows, schema))
     # rounded: float noise in the last bits must not change the file (and its DVC hash)
     diff = round(float(np.max(np.abs(np.asarray(expected, dtype=float) - got))), 10)
     passed = diff <= PARITY_TOLERANCE
-    return {
-        "supported": True,
-        "passed": passed,
-        "max_abs_diff": diff,
-        "rows": len(rows),
-        "tolerance": PARITY_TOLERANCE,
-        "reason": "" if passed else f"max |difference| {diff:.3g} > {PARITY_TOLERANCE}",
-    }
+    return ParityRecord(
+        supported=True,
+        passed=passed,
+        max_abs_diff=diff,
+        reason="" if passed else f"max |difference| {diff:.3g} > {PARITY_TOLERANCE}",
+        rows=len(rows),
+        tolerance=PARITY_TOLERANCE,
+    )

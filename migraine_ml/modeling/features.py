@@ -9,24 +9,46 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
-from sklearn.feature_selection import (
-    f_classif,
-    f_regression,
-    mutual_info_classif,
-    mutual_info_regression,
-)
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from migraine_ml.data.schema import Schema
+from migraine_ml.modeling.selection import SelectTop
+from migraine_ml.modeling.tasks import task_data
+from migraine_ml.pipeline import BINS, INDICES, INTERACTIONS, POWERS, SELECT
+
 logger = logging.getLogger(__name__)
 
-SELECTION_SCORES = ("f_test", "mutual_info", "model")
+
+# The fast path (migraine_ml.modeling.fastpath) replays each step in numpy on a
+# list of columns: every step below names its new columns and the function that
+# computes each from the columns so far (`replay_columns`), so a new step
+# brings its own replay.
+Columns = list[np.ndarray]
+ColumnReplay = list[tuple[str, Callable[[Columns], np.ndarray]]]
+
+
+def _weighted_sum(cols: Columns, terms: list[tuple[int, float]]) -> np.ndarray:
+    return sum(weight * cols[i] for i, weight in terms)
+
+
+def _product(cols: Columns, i: int, j: int) -> np.ndarray:
+    return cols[i] * cols[j]
+
+
+def _power(cols: Columns, i: int, degree: int) -> np.ndarray:
+    return cols[i] ** degree
+
+
+def _bin(cols: Columns, i: int, edges: np.ndarray) -> np.ndarray:
+    return np.searchsorted(edges, cols[i], side="right").astype(float)
 
 
 class _AddColumns(TransformerMixin, BaseEstimator):
@@ -92,6 +114,17 @@ class HealthIndices(_AddColumns):
             for name, weights in (self.indices or {}).items()
         }
 
+    def replay_columns(self, names: list[str]) -> ColumnReplay:
+        return [
+            (
+                name,
+                partial(
+                    _weighted_sum, terms=[(names.index(c), float(w)) for c, w in weights.items()]
+                ),
+            )
+            for name, weights in (self.indices or {}).items()
+        ]
+
 
 class Interactions(_AddColumns):
     """Products of column pairs: the configured ones plus the `top_k` best on train.
@@ -149,6 +182,12 @@ class Interactions(_AddColumns):
     def _new_columns(self, X: pd.DataFrame) -> dict[str, pd.Series]:
         return {f"{a}*{b}": X[a] * X[b] for a, b in self.pairs_}
 
+    def replay_columns(self, names: list[str]) -> ColumnReplay:
+        return [
+            (f"{a}*{b}", partial(_product, i=names.index(a), j=names.index(b)))
+            for a, b in self.pairs_
+        ]
+
 
 class Powers(_AddColumns):
     """Polynomial terms x^2 .. x^degree of chosen columns (for U-shaped effects)."""
@@ -170,6 +209,13 @@ class Powers(_AddColumns):
         return {
             f"{c}^{d}": X[c] ** d for c in self.columns or [] for d in range(2, self.degree + 1)
         }
+
+    def replay_columns(self, names: list[str]) -> ColumnReplay:
+        return [
+            (f"{column}^{degree}", partial(_power, i=names.index(column), degree=degree))
+            for column in self.columns or []
+            for degree in range(2, self.degree + 1)
+        ]
 
 
 class QuantileBins(_AddColumns):
@@ -199,79 +245,11 @@ class QuantileBins(_AddColumns):
             for c, edges in self.edges_.items()
         }
 
-
-def _selection_scores(X: pd.DataFrame, y: np.ndarray, *, score: str, task: str, seed: int):
-    """Scores per column; a constant column scores 0 (the scorers would warn or divide by 0)."""
-    varying = (X.nunique() > 1).to_numpy()
-    scores = np.zeros(X.shape[1])
-    if varying.any():
-        scores[varying] = _scores(X.loc[:, varying], y, score=score, task=task, seed=seed)
-    return scores
-
-
-def _scores(X: pd.DataFrame, y: np.ndarray, *, score: str, task: str, seed: int):
-    classification = task == "classification"
-    if score == "f_test":
-        values, _ = (f_classif if classification else f_regression)(X, y)
-        return np.nan_to_num(values)
-    if score == "mutual_info":
-        scorer = mutual_info_classif if classification else mutual_info_regression
-        # The k-NN estimator is meant for continuous columns; on a 0/1 column it
-        # returns noise around zero, so count those as discrete.
-        discrete = np.array([X[c].isin([0, 1]).all() for c in X.columns])
-        return scorer(X, y, discrete_features=discrete, random_state=seed)
-    forest = (ExtraTreesClassifier if classification else ExtraTreesRegressor)(
-        n_estimators=200, min_samples_leaf=5, random_state=seed, n_jobs=1
-    )
-    return forest.fit(X, y).feature_importances_
-
-
-class SelectTop(TransformerMixin, BaseEstimator):
-    """Keep the `n_features` best columns by a score computed on the training rows.
-
-    Args:
-        n_features: how many to keep (all if there are fewer).
-        score: "f_test" (ANOVA F / linear F), "mutual_info", or "model"
-            (impurity importance of an extra-trees forest).
-        task: "classification" or "regression", which picks the score's variant.
-    """
-
-    def __init__(
-        self,
-        n_features: int = 20,
-        *,
-        score: str = "mutual_info",
-        task: str = "classification",
-        seed: int = 0,
-    ):
-        self.n_features = n_features
-        self.score = score
-        self.task = task
-        self.seed = seed
-
-    def fit(self, X: pd.DataFrame, y: Any) -> SelectTop:
-        if self.score not in SELECTION_SCORES:
-            raise ValueError(f"score: {self.score!r} is not one of {SELECTION_SCORES}")
-        if self.n_features < 1:
-            raise ValueError(f"n_features: {self.n_features} must be at least 1")
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = X.shape[1]
-        scores = _selection_scores(
-            X, np.asarray(y), score=self.score, task=self.task, seed=self.seed
-        )
-        self.scores_ = dict(zip(X.columns, map(float, scores), strict=True))
-        ranked = sorted(X.columns, key=lambda c: (-self.scores_[c], c))
-        self.selected_ = ranked[: self.n_features]
-        self.dropped_ = ranked[self.n_features :]
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        check_is_fitted(self, "selected_")
-        return X[self.selected_]
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        check_is_fitted(self, "selected_")
-        return np.asarray(self.selected_, dtype=object)
+    def replay_columns(self, names: list[str]) -> ColumnReplay:
+        return [
+            (f"{column}_bin", partial(_bin, i=names.index(column), edges=np.asarray(edges)))
+            for column, edges in self.edges_.items()
+        ]
 
 
 def make_feature_builder(
@@ -291,17 +269,17 @@ def make_feature_builder(
     """Indices, interactions, powers and bins added, then the top `n_features` kept."""
     return Pipeline(
         [
-            ("indices", HealthIndices(health_indices)),
+            (INDICES, HealthIndices(health_indices)),
             (
-                "interactions",
+                INTERACTIONS,
                 Interactions(
                     interaction_pairs, top_k=interaction_top_k, candidates=interaction_candidates
                 ),
             ),
-            ("powers", Powers(polynomial_columns, degree=polynomial_degree)),
-            ("bins", QuantileBins(bins)),
+            (POWERS, Powers(polynomial_columns, degree=polynomial_degree)),
+            (BINS, QuantileBins(bins)),
             (
-                "select",
+                SELECT,
                 SelectTop(n_features, score=selection_score, task=task, seed=seed),
             ),
         ]
@@ -349,8 +327,8 @@ def applicable_config(config: dict[str, Any], columns: list[str]) -> tuple[dict,
 
 def selection_report(builder: Pipeline) -> dict[str, Any]:
     """Selected features with their scores, the dropped ones, the chosen interactions."""
-    select: SelectTop = builder.named_steps["select"]
-    interactions: Interactions = builder.named_steps["interactions"]
+    select: SelectTop = builder.named_steps[SELECT]
+    interactions: Interactions = builder.named_steps[INTERACTIONS]
     return {
         "score": select.score,
         "n_features": len(select.selected_),
@@ -359,8 +337,7 @@ def selection_report(builder: Pipeline) -> dict[str, Any]:
         "interactions": [f"{a}*{b}" for a, b in interactions.pairs_],
         "interaction_gain": interactions.pair_scores_,
         "bin_edges": {
-            c: [round(e, 6) for e in edges]
-            for c, edges in builder.named_steps["bins"].edges_.items()
+            c: [round(e, 6) for e in edges] for c, edges in builder.named_steps[BINS].edges_.items()
         },
     }
 
@@ -372,6 +349,33 @@ __all__ = [
     "QuantileBins",
     "SelectTop",
     "applicable_config",
+    "fit_feature_builder",
     "make_feature_builder",
     "selection_report",
 ]
+
+
+def fit_feature_builder(
+    train: pd.DataFrame, schema: Schema, config: dict[str, Any], *, seed: int
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Fit the feature builder on the preprocessed train rows; also its selection report.
+
+    Selection scores need one target: the schema's first task's (the class label
+    when there is one), on the rows where it is defined (`tasks.task_data`).
+
+    Args:
+        train: preprocessed train rows (engineered column names, plus the targets).
+        config: params.yaml's `features` block; parts naming absent columns are
+            skipped with a warning (listed in the report as `skipped_config`).
+    """
+    features = [c for c in train.columns if c not in schema.columns or c in schema.features]
+    usable, skipped = applicable_config(config, features)
+    for message in skipped:
+        logger.warning("%s", message)
+    first = task_data(schema, train)[0]
+    builder = make_feature_builder(**usable, task=first.name, seed=seed)
+    builder.fit(first.rows[features], first.y)
+    target = schema.classification_target or schema.regression_target
+    report = selection_report(builder) | {"skipped_config": skipped, "target": target}
+    logger.info("kept %d features: %s", report["n_features"], ", ".join(report["selected"]))
+    return builder, report

@@ -6,7 +6,8 @@ import importlib
 import platform
 from typing import Any
 
-from migraine_ml.modeling.tasks import Candidate
+from migraine_ml.modeling.tuning import Candidate
+from migraine_ml.pipeline import FEATURES, SELECT
 
 RANKS = ("champion", "runner_up")
 LIBRARIES = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy", "skops")
@@ -25,7 +26,7 @@ def model_file(task: str, rank: str) -> str:
 
 def engineered_features(candidate: Candidate) -> list[str]:
     """The columns the estimator sees, after feature engineering and selection."""
-    return list(candidate.pipeline.named_steps["features"].named_steps["select"].selected_)
+    return list(candidate.pipeline.named_steps[FEATURES].named_steps[SELECT].selected_)
 
 
 def model_entry(

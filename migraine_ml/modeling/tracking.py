@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +19,13 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from migraine_ml.modeling.tasks import Candidate
+from migraine_ml.modeling.tuning import Candidate
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 CHAMPION = "champion"
+MODEL_MD5_TAG = "model_md5"
 # What a logged pipeline needs to load elsewhere (`mlflow models serve`). Stated,
 # not inferred: inference re-imports the model in a subprocess and costs seconds.
 SERVING_REQUIREMENTS = {
@@ -42,6 +44,12 @@ def serving_requirements() -> list[str]:
         f"{dist}=={importlib.import_module(module).__version__}"
         for dist, module in SERVING_REQUIREMENTS.items()
     ]
+
+
+def git_commit() -> str:
+    """The commit the run was made from, for the runs' tags ("unknown" outside git)."""
+    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
 
 
 def tracking_uri() -> str:
@@ -110,8 +118,13 @@ def register_champion(
     registered_name: str,
     trusted_types: list[str],
     input_example: pd.DataFrame,
+    model_md5: str,
 ) -> str:
-    """Log the pipeline under its candidate run, register it, alias it `champion`."""
+    """Log the pipeline under its candidate run, register it, alias it `champion`.
+
+    The version is tagged with the saved model file's md5, so the models in a
+    commit's dvc.lock can be found in any MLflow store without a local record.
+    """
     # Served through pyfunc (e.g. `mlflow models serve`), a classifier should
     # answer with probabilities, not bare labels.
     is_classifier = candidate.task == "classification"
@@ -125,10 +138,36 @@ def register_champion(
             registered_model_name=registered_name,
             pyfunc_predict_fn="predict_proba" if is_classifier else "predict",
             pip_requirements=serving_requirements(),
-            # the pipeline's own transformers live in this package
-            code_paths=[str(Path(__file__).resolve().parent)],
+            # the pipeline's own transformers live in this package (migraine_ml/)
+            code_paths=[str(Path(__file__).resolve().parents[1])],
         )
     version = str(info.registered_model_version)
-    MlflowClient().set_registered_model_alias(registered_name, CHAMPION, version)
+    client = MlflowClient()
+    client.set_model_version_tag(registered_name, version, MODEL_MD5_TAG, model_md5)
+    client.set_registered_model_alias(registered_name, CHAMPION, version)
     logger.info("registered %s version %s as '%s'", registered_name, version, CHAMPION)
     return version
+
+
+def log_leaderboards(live_dir: str | Path, tasks: list[Any]) -> None:
+    """dvclive's view of a training: the best CV score per task and a leaderboard plot.
+
+    Args:
+        tasks: `training.TaskResult`s (name, scoring, ranked candidates).
+    """
+    from dvclive import Live  # imported here: the service imports this package, not dvclive
+
+    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+    for task in tasks:
+        live.log_metric(
+            f"{task.name}/best_cv_{task.scoring}", round(task.ranked[0].cv_mean, 6), plot=False
+        )
+        live.log_plot(
+            f"leaderboard_{task.name}",
+            [{"model": c.name, "cv_score": round(c.cv_mean, 6)} for c in task.ranked],
+            x="cv_score",
+            y="model",
+            template="bar_horizontal",
+            title=f"{task.name}: cross-validated {task.scoring}",
+        )
+    live.end()

@@ -24,6 +24,8 @@ from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
 from xgboost import XGBClassifier, XGBRegressor
 
+from migraine_ml.pipeline import MODEL
+
 N_JOBS = 2  # this machine's cores; the search itself runs sequentially
 
 
@@ -156,7 +158,7 @@ def search_space(spec: dict[str, Any], *, prefix: str) -> dict[str, Any]:
     return space
 
 
-def param_prefix(estimator: Any, step: str = "model") -> str:
+def param_prefix(estimator: Any, step: str = MODEL) -> str:
     """Where the innermost estimator's own params live inside the pipeline."""
     prefix = f"{step}__"
     while isinstance(estimator, Subsampled | CalibratedClassifierCV):

@@ -1,24 +1,27 @@
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from migraine_ml.evaluation.evaluate import (
+from migraine_ml.evaluation.diagnosis import (
     GOOD_FIT,
     OVERFITTING,
     UNDERFITTING,
+    GateCheck,
+    diagnose,
+    quality_gate,
+)
+from migraine_ml.evaluation.evaluate import evaluate_task
+from migraine_ml.evaluation.metrics import (
     bootstrap,
     brier_score,
     classification_metrics,
-    diagnose,
-    evaluate_task,
-    grouping_note,
-    multiclass_note,
     paired_difference,
-    quality_gate,
     regression_metrics,
 )
+from migraine_ml.evaluation.notes import grouping_note, multiclass_note
 
 # Four people: truth and the model's probability of a migraine.
 Y = np.array([0, 0, 1, 1])
@@ -97,9 +100,9 @@ def test_paired_difference_sees_a_consistent_winner():
         return lambda rows: auc(y[rows], np.column_stack([1 - p[rows], p[rows]]))["roc_auc"]
 
     result = paired_difference(score(np.clip(good, 0, 1)), score(noise), 400, resamples=200, seed=0)
-    assert result["difference"] > 0.3
-    assert result["ci_low"] > 0
-    assert result["share_not_better"] == 0
+    assert result.difference > 0.3
+    assert result.ci_low > 0
+    assert result.share_not_better == 0
 
 
 @pytest.mark.parametrize(
@@ -124,16 +127,16 @@ def test_diagnosis_thresholds(train, test, dummy, ceiling, verdict):
         underfit_floor=0.70,
         margin=0.05,
     )
-    assert result["verdict"] == verdict
-    assert bool(result["recommendations"]) is (verdict != GOOD_FIT)
+    assert result.verdict == verdict
+    assert bool(result.recommendations) is (verdict != GOOD_FIT)
 
 
 def test_diagnosis_for_lower_is_better_metrics():
     result = diagnose(
         train_score=0.2, test_score=0.5, dummy_score=0.7, higher_is_better=False, underfit_floor=0.6
     )
-    assert result["verdict"] == OVERFITTING
-    assert result["gap"] == pytest.approx(0.3)
+    assert result.verdict == OVERFITTING
+    assert result.gap == pytest.approx(0.3)
 
 
 def test_majority_class_model_fails_the_gate_despite_high_accuracy():
@@ -156,46 +159,47 @@ def test_majority_class_model_fails_the_gate_despite_high_accuracy():
         resamples=50,
         seed=0,
     )
-    assert result["test"]["champion"]["accuracy"] > 0.78
+    assert result.test["champion"]["accuracy"] > 0.78
     diagnosis = diagnose(
-        train_score=result["train"]["champion"]["roc_auc"],
-        test_score=result["test"]["champion"]["roc_auc"],
-        dummy_score=result["test"]["dummy"]["roc_auc"],
+        train_score=result.train["champion"]["roc_auc"],
+        test_score=result.test["champion"]["roc_auc"],
+        dummy_score=result.test["dummy"]["roc_auc"],
         margin=0.05,
     )
-    assert diagnosis["verdict"] == UNDERFITTING
+    assert diagnosis.verdict == UNDERFITTING
     gate = quality_gate(
         [
-            {
-                "task": "classification",
-                "model": "majority",
-                "metric": "roc_auc",
-                "test": result["test"]["champion"]["roc_auc"],
-                "dummy": result["test"]["dummy"]["roc_auc"],
-                "lift_over_dummy": diagnosis["lift_over_dummy"],
-                "margin": 0.05,
-                "verdict": diagnosis["verdict"],
-            }
+            GateCheck(
+                task="classification",
+                model="majority",
+                metric="roc_auc",
+                test=result.test["champion"]["roc_auc"],
+                dummy=result.test["dummy"]["roc_auc"],
+                lift_over_dummy=diagnosis.lift_over_dummy,
+                margin=0.05,
+                verdict=diagnosis.verdict,
+            )
         ]
     )
-    assert gate["passed"] is False
-    assert "does not beat the dummy baseline" in gate["failures"][0]
+    assert gate.passed is False
+    assert "does not beat the dummy baseline" in gate.failures[0]
+    assert gate.to_dict()["checks"][0]["model"] == "majority"
 
 
 def test_gate_passes_a_skilled_model_and_fails_an_overfitted_one():
-    check = {
-        "task": "classification",
-        "model": "m",
-        "metric": "roc_auc",
-        "test": 0.8,
-        "dummy": 0.5,
-        "lift_over_dummy": 0.3,
-        "margin": 0.05,
-        "verdict": GOOD_FIT,
-    }
-    assert quality_gate([check])["passed"] is True
-    failed = quality_gate([check | {"verdict": OVERFITTING}])
-    assert failed["failures"] == ["classification champion m is OVERFITTING"]
+    check = GateCheck(
+        task="classification",
+        model="m",
+        metric="roc_auc",
+        test=0.8,
+        dummy=0.5,
+        lift_over_dummy=0.3,
+        margin=0.05,
+        verdict=GOOD_FIT,
+    )
+    assert quality_gate([check]).passed is True
+    failed = quality_gate([dataclasses.replace(check, verdict=OVERFITTING)])
+    assert failed.failures == ("classification champion m is OVERFITTING",)
 
 
 def test_evaluate_task_reports_intervals_and_paired_comparison():
@@ -224,10 +228,10 @@ def test_evaluate_task_reports_intervals_and_paired_comparison():
         resamples=100,
         seed=0,
     )
-    champion = result["test"]["champion"]
+    champion = result.test["champion"]
     assert champion["roc_auc_ci_low"] <= champion["roc_auc"] <= champion["roc_auc_ci_high"]
-    assert result["test"]["dummy"]["roc_auc"] == 0.5
-    assert result["champion_vs_runner_up"]["ci_low"] > 0
+    assert result.test["dummy"]["roc_auc"] == 0.5
+    assert result.champion_vs_runner_up.ci_low > 0
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -54,7 +54,7 @@ def test_fast_path_equals_the_pipeline(cohort, schema, task, name):
     y = rows["migraine_occurrence" if task == "classification" else "migraine_severity"]
     pipeline = _pipeline(schema, model_zoo(task, seed=0)[name], rows[schema.features], y)
     result = parity(pipeline, rows, schema)
-    assert result["passed"], result
+    assert result.passed, result
     single = CompiledPipeline(pipeline, schema).predict(
         rows[schema.features].head(1).to_numpy(dtype=float)
     )
@@ -90,7 +90,7 @@ def test_one_hot_and_ordinal_categories_compile_to_the_same_answers(category_sch
     ).fit(rows, y)
     unseen = _category_rows(40, seed=1).assign(region="islands")
     result = parity(pipeline, pd.concat([rows, unseen], ignore_index=True), category_schema)
-    assert result["passed"], result
+    assert result.passed, result
     coded = encode_categories(unseen.head(1), category_schema)
     assert coded[0, 2] == 2.0  # "islands": its position in the schema's values
     np.testing.assert_allclose(
@@ -125,7 +125,7 @@ def test_encoders_that_disagree_with_the_schema_are_refused(category_schema):
     )
     with pytest.raises(Unsupported, match="'sex': encoder categories differ"):
         CompiledPipeline(pipeline, reordered)
-    assert parity(pipeline, rows, reordered)["supported"] is False
+    assert parity(pipeline, rows, reordered).supported is False
 
 
 def test_text_in_a_block_without_an_encoder_is_refused_not_a_crash():

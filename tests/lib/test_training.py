@@ -5,16 +5,9 @@ import pytest
 from migraine_ml.data.preprocess import drop_unusable_rows, make_preprocessor
 from migraine_ml.data.validation import coerce_types
 from migraine_ml.modeling.features import make_feature_builder
-from migraine_ml.modeling.tasks import (
-    class_labels,
-    cv_facts,
-    cv_splitter,
-    default_scoring,
-    plan_tasks,
-    rank,
-    regression_rows,
-    train_zoo,
-)
+from migraine_ml.modeling.tasks import class_labels, default_scoring, regression_rows
+from migraine_ml.modeling.training import TrainConfig, plan_tasks
+from migraine_ml.modeling.tuning import cv_facts, cv_splitter, rank, train_zoo
 
 CHEAP = {
     "logistic_regression": {"n_iter": 2, "space": {"C": {"loguniform": [0.01, 1]}}},
@@ -31,10 +24,11 @@ def rows(cohort, schema):
 
 @pytest.fixture
 def steps(schema):
-    return [
-        ("preprocess", make_preprocessor(schema)),
-        ("features", make_feature_builder(n_features=8, selection_score="f_test")),
-    ]
+    """The transformers every candidate's pipeline starts with."""
+    return {
+        "preprocessor": make_preprocessor(schema),
+        "builder": make_feature_builder(n_features=8, selection_score="f_test"),
+    }
 
 
 def test_zoo_candidates_are_ranked_full_pipelines(rows, schema, steps):
@@ -44,7 +38,7 @@ def test_zoo_candidates_are_ranked_full_pipelines(rows, schema, steps):
         X=rows[schema.features],
         y=rows["migraine_occurrence"].astype(int),
         groups=None,
-        steps=steps,
+        **steps,
         models=CHEAP,
         seed=0,
         folds=3,
@@ -76,7 +70,7 @@ def test_regression_zoo_on_the_conditional_rows(rows, schema, steps):
         X=rows.loc[mask, schema.features],
         y=rows.loc[mask, "migraine_severity"],
         groups=None,
-        steps=steps,
+        **steps,
         models={"ridge": {"n_iter": 2, "space": {"alpha": [0.1, 10.0]}}, "linear": {}},
         seed=0,
         folds=3,
@@ -88,7 +82,7 @@ def test_regression_zoo_on_the_conditional_rows(rows, schema, steps):
     selected = [c.pipeline.named_steps["features"].named_steps["select"] for c in candidates]
     assert {s.task for s in selected} == {"regression"}
     # ... and the caller's steps are left as they were
-    assert dict(steps)["features"].named_steps["select"].task == "classification"
+    assert steps["builder"].named_steps["select"].task == "classification"
 
 
 def test_unknown_model_names_are_rejected(rows, schema, steps):
@@ -98,7 +92,7 @@ def test_unknown_model_names_are_rejected(rows, schema, steps):
             X=rows[schema.features],
             y=rows["migraine_occurrence"],
             groups=None,
-            steps=steps,
+            **steps,
             models={"catboost": {}},
             seed=0,
             folds=3,
@@ -142,34 +136,39 @@ def test_cv_facts_count_groups_straddling_folds():
     y = pd.Series(np.tile([0, 1], 60))
     X = pd.DataFrame({"x": np.zeros(120)})
     facts = cv_facts("classification", X=X, y=y, groups=groups, folds=3, seed=0)
-    assert facts["splitter"] == "StratifiedGroupKFold"
-    assert facts["groups"] == {
+    assert facts.splitter == "StratifiedGroupKFold"
+    assert facts.groups == {
         "column": "patient",
         "groups": 30,
         "splits": 3,
         "groups_on_both_sides": 0,
     }
-    assert "groups" not in cv_facts("regression", X=X, y=y, groups=None, folds=3, seed=0)
+    plain = cv_facts("regression", X=X, y=y, groups=None, folds=3, seed=0)
+    assert plain.groups is None and "groups" not in plain.to_dict()
 
 
 def _config(**overrides):
-    config = {
+    block = {
+        "cv_folds": 3,
         "class_weight": "auto",
         "scoring": {"classification": "auto", "regression": "r2"},
+        "max_rows": {},
+        "experiment": "test",
         "classifiers": CHEAP,
         "regressors": {"ridge": {}},
     }
-    return config | overrides
+    return TrainConfig.from_params(block | overrides, seed=0, min_class_share=0.10)
 
 
 def test_plan_tasks_follows_the_schema(rows, schema):
-    classification, regression = plan_tasks(schema, rows, _config(), min_class_share=0.10)
-    assert classification.name == "classification" and classification.classes == [0, 1]
+    classification, regression = plan_tasks(schema, rows, _config())
+    assert classification.name == "classification" and classification.data.classes == [0, 1]
     assert classification.scoring == "roc_auc" and classification.class_weight is None
-    assert classification.groups is None and len(classification.rows) == len(rows)
+    assert classification.data.groups is None and len(classification.data.rows) == len(rows)
+    assert classification.models == CHEAP and regression.models == {"ridge": {}}
     # severity only where a migraine occurred
-    assert len(regression.rows) == int((rows["migraine_occurrence"] == 1).sum())
-    assert regression.y.dtype == float and regression.classes is None
+    assert len(regression.data.rows) == int((rows["migraine_occurrence"] == 1).sum())
+    assert regression.data.y.dtype == float and regression.data.classes is None
 
 
 def test_plan_tasks_weights_rare_classes_and_scores_many_classes_by_macro_f1():
@@ -178,8 +177,8 @@ def test_plan_tasks_weights_rare_classes_and_scores_many_classes_by_macro_f1():
 
     diary = headache_diary(seed=1).drop_duplicates()
     schema = infer_schema(diary, target="headache_type", group="patient_id").schema
-    (task,) = plan_tasks(schema, diary, _config(), min_class_share=0.10)
+    (task,) = plan_tasks(schema, diary, _config())
     assert task.scoring == "f1_macro" and task.class_weight == "balanced"
-    assert len(task.classes) == 7 and task.groups.name == "patient_id"
-    (fixed,) = plan_tasks(schema, diary, _config(class_weight=None), min_class_share=0.10)
+    assert len(task.data.classes) == 7 and task.data.groups.name == "patient_id"
+    (fixed,) = plan_tasks(schema, diary, _config(class_weight=None))
     assert fixed.class_weight is None

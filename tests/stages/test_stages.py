@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from migraine_ml import persist
 from stages import generate, preprocess, validate
@@ -115,8 +116,6 @@ def _features(run_stage, work, *, schema) -> None:
         schema,
         "--in-dir",
         work / "processed",
-        "--out-dir",
-        work / "features",
         "--builder",
         work / "features" / "builder.skops",
         "--report",
@@ -207,3 +206,14 @@ def test_a_regression_only_schema_selects_features_on_rows_with_a_target(tmp_pat
     assert (
         yaml.safe_load(schema.read_text())["columns"]["pain_score"]["role"] == "regression_target"
     )
+
+
+def test_stages_holds_only_thin_dvc_stages():
+    """Every script in stages/ is a DVC stage of at most 60 lines (tools live in `migraine`)."""
+    root = Path(__file__).resolve().parents[2]
+    commands = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    declared = {f"{name}.py" for name in commands}
+    scripts = {p.name for p in (root / "stages").glob("*.py")} - {"__init__.py", "common.py"}
+    assert scripts == declared
+    for name in scripts:
+        assert len((root / "stages" / name).read_text().splitlines()) <= 60, name

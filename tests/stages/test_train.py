@@ -4,19 +4,21 @@ import json
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
+
+from migraine_ml import persist
 
 pytestmark = pytest.mark.integration
 
 
-def test_features_stage_writes_selected_columns(trained):
+def test_features_stage_writes_the_fitted_builder_and_its_selection(trained):
     report = json.loads((trained / "features.json").read_text())
-    assert report["n_features"] == 20
-    columns = pd.read_parquet(trained / "features" / "train.parquet").columns
-    assert list(columns[:20]) == list(report["selected"])
-    assert "migraine_occurrence" in columns
+    assert report["n_features"] == 20 and report["target"] == "migraine_occurrence"
+    builder = persist.load(trained / "features" / "builder.skops")
+    assert list(builder.named_steps["select"].selected_) == list(report["selected"])
+    # the stage writes the builder and its report only: no engineered copy of the data
+    assert sorted(p.name for p in (trained / "features").iterdir()) == ["builder.skops"]
 
 
 def test_top_two_per_task_are_saved_with_a_manifest(trained):
@@ -56,14 +58,16 @@ def test_reference_holds_inputs_and_predictions(trained):
 
 def test_mlflow_has_sixteen_child_runs_and_two_champions(trained, mlflow_uri):
     client = MlflowClient(mlflow_uri)
-    registry = json.loads((trained / "live" / "registry.json").read_text())
+    manifest = json.loads((trained / "models" / "manifest.json").read_text())
+    saved = {(m["task"], m["rank"]): m["md5"] for m in manifest["models"]}
     parents = set()
     for task, name in (
         ("classification", "migraine-classifier"),
         ("regression", "migraine-regressor"),
     ):
         version = client.get_model_version_by_alias(name, "champion")
-        assert str(version.version) == registry[task]["version"]
+        # the registered champion is the saved champion file, found by its md5 tag
+        assert version.tags["model_md5"] == saved[(task, "champion")]
         champion_run = client.get_run(version.run_id)
         assert champion_run.data.params["task"] == task
         parents.add(champion_run.data.tags["mlflow.parentRunId"])
