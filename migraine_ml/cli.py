@@ -176,6 +176,33 @@ def report(base: str, out: str) -> None:
 
 
 @main.command()
+@click.option(
+    "-S",
+    "--set",
+    "grid",
+    multiple=True,
+    required=True,
+    help="A parameter and its values, as for `dvc exp run -S`: features.n_features=10,30.",
+)
+def sweep(grid: tuple[str, ...]) -> None:
+    """Run a parameter grid as DVC experiments and show a table of it.
+
+    The table keeps the experiment, its swept parameters and the champions'
+    primary metrics.
+    """
+    from migraine_ml.experiments import SweepError, run_sweep, swept_parameters
+
+    try:
+        swept_parameters(list(grid))
+    except SweepError as err:
+        raise Failed(str(err), exit_code=2) from err
+    try:
+        click.echo(run_sweep(list(grid)), nl=False)
+    except SweepError as err:
+        raise Failed(str(err)) from err
+
+
+@main.command()
 @click.option("--url", required=True, help="The base URL of the service (http:// or https://).")
 def smoke(url: str) -> None:
     """Check a deployed service end to end; exit 1 on problems.

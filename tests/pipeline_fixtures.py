@@ -60,7 +60,7 @@ def run_stage(monkeypatch):
     return run
 
 
-def _env() -> dict[str, str]:
+def tool_env() -> dict[str, str]:
     env = dict(os.environ, DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return env
@@ -70,7 +70,7 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     result = subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=repo,
-        env=_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"},
+        env=tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"},
         capture_output=True,
         text=True,
         timeout=600,
