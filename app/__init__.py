@@ -32,9 +32,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         SHED_LIMIT=None,  # e.g. "1500 per second": one budget for all clients (429 beyond)
     )
     if test_config is None:
-        # deployment: MIGRAINE_MODELS_DIR=..., MIGRAINE_RATELIMIT_ENABLED=true, ...
+        # deployment: every setting above as MIGRAINE_<NAME> (MIGRAINE_MODELS_DIR=...,
+        # MIGRAINE_RATELIMIT_ENABLED=true, ...); values are parsed as JSON where they can be
         app.config.from_prefixed_env("MIGRAINE")
-        app.config["API_KEYS"] = os.environ.get("API_KEYS", app.config["API_KEYS"])
+        # Keys are read verbatim (a key like "1234" or "null" must not become JSON). Plain
+        # API_KEYS is a documented alias; MIGRAINE_API_KEYS wins when both are set.
+        app.config["API_KEYS"] = os.environ.get(
+            "MIGRAINE_API_KEYS", os.environ.get("API_KEYS", app.config["API_KEYS"])
+        )
     else:
         app.config.update(test_config)
 
@@ -51,11 +56,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     metrics.init_app(app)
 
     from app.health import bp as health_bp
-    from app.monitoring import bp as monitoring_bp
+    from app.introspection import bp as introspection_bp
     from app.predict import bp as predict_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(predict_bp)
-    app.register_blueprint(monitoring_bp)
+    app.register_blueprint(introspection_bp)
     security.apply_limits(app)
     return app

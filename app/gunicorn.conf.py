@@ -4,33 +4,46 @@ Prometheus multiprocess mode needs PROMETHEUS_MULTIPROC_DIR set before
 prometheus_client is first imported, and emptied at start so counters of an
 earlier run do not leak in; this file runs in the master before the app is
 loaded, so it is the place. Dead workers are marked in `child_exit`.
+
+Every setting read here is MIGRAINE_<NAME> (MIGRAINE_PORT, MIGRAINE_WEB_CONCURRENCY,
+MIGRAINE_GUNICORN_BACKLOG, ...), like the app's own settings. The unprefixed <NAME>
+keeps working as an alias, MIGRAINE_<NAME> winning when both are set: PORT and
+WEB_CONCURRENCY are the conventional names platforms and gunicorn itself use; HOST,
+LOG_LEVEL, GUNICORN_* and PROMETHEUS_MULTIPROC_DIR are the names this file read first.
 """
 
 import os
 import shutil
 import tempfile
 
-_metrics_dir = os.environ.setdefault(
+
+def _setting(name: str, default: str | None = None) -> str | None:
+    """MIGRAINE_<name>, else the unprefixed alias <name>, else the default."""
+    return os.environ.get(f"MIGRAINE_{name}", os.environ.get(name, default))
+
+
+# prometheus_client itself reads the unprefixed name, in every worker
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = _setting(
     "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "migraine-prometheus")
 )
 shutil.rmtree(_metrics_dir, ignore_errors=True)
 os.makedirs(_metrics_dir, exist_ok=True)
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+bind = f"{_setting('HOST', '127.0.0.1')}:{_setting('PORT', '8000')}"
 # 2 cores: CPU-bound workers, one per core plus one to cover I/O waits.
-workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+workers = int(_setting("WEB_CONCURRENCY", str((os.cpu_count() or 1) + 1)))
+threads = int(_setting("GUNICORN_THREADS", "1"))
 worker_class = "gthread" if threads > 1 else "sync"
 # Beyond saturation, queue only this many connections; the kernel refuses the rest
 # quickly instead of letting clients time out in a long queue.
-backlog = int(os.environ.get("GUNICORN_BACKLOG", "256"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+backlog = int(_setting("GUNICORN_BACKLOG", "256"))
+timeout = int(_setting("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
-accesslog = os.environ.get("GUNICORN_ACCESSLOG")  # None: no per-request log line
+max_requests = int(_setting("GUNICORN_MAX_REQUESTS", "0"))
+accesslog = _setting("GUNICORN_ACCESSLOG")  # None: no per-request log line
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info")
+loglevel = _setting("LOG_LEVEL", "info")
 
 
 def child_exit(server, worker):

@@ -1,4 +1,8 @@
-"""What is being served: /model and /openapi.json (/metrics comes from the exporter)."""
+"""Introspection, what is being served: /model and /openapi.json.
+
+/metrics comes from the Prometheus exporter (app/metrics.py); the name
+`monitoring` is kept for drift and prediction-log monitoring.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from flask import Blueprint, current_app, jsonify
 
 from app.openapi import build_spec
 
-bp = Blueprint("monitoring", __name__)
+bp = Blueprint("introspection", __name__)
 
 
 @bp.get("/model")

@@ -1,0 +1,69 @@
+"""Imports run one way: stages -> library <- app (docs: DESIGN.md, "Layers").
+
+Checked on the source with `ast`: app/ never imports the stages or the training
+modules (the zoo, the searches, MLflow tracking), and the library never reaches
+up into the service or the stages.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINING = tuple(
+    f"migraine_ml.modeling.{name}" for name in ("tasks", "tracking", "zoo", "training", "tuning")
+)
+
+
+def _imports(source: str, *, package: str) -> set[str]:
+    """Every module `source` imports: relative imports resolved, `from a import b` as a and a.b."""
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0]
+                base = f"{parent}.{base}".rstrip(".")
+            modules.add(base)
+            modules.update(f"{base}.{alias.name}" for alias in node.names)
+    return modules
+
+
+def _package(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts if path.name == "__init__.py" else parts[:-1])
+
+
+def _offending(files, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in files
+        for module in _imports(path.read_text(), package=_package(path))
+        if any(module == f or module.startswith(f"{f}.") for f in forbidden)
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "module"),
+    [
+        ("from stages.smoke import check", "stages.smoke"),
+        ("from migraine_ml.modeling import zoo", "migraine_ml.modeling.zoo"),
+        ("from ..modeling import tasks", "migraine_ml.modeling.tasks"),
+        ("import app.security", "app.security"),
+    ],
+)
+def test_the_scan_sees_every_form_of_import(source, module):
+    assert module in _imports(source, package="migraine_ml.monitoring")
+
+
+def test_app_never_imports_stages_or_training_code():
+    assert _offending((ROOT / "app").glob("*.py"), ("stages", *TRAINING)) == []
+
+
+def test_library_never_imports_app_or_stages():
+    assert _offending((ROOT / "migraine_ml").rglob("*.py"), ("app", "stages")) == []
