@@ -13,13 +13,15 @@ export DO_NOT_TRACK := true
 # Stage commands in dvc.yaml call `python`; mlflow finds `uvicorn` on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup repro test lint security format gate bench serve sweep report schema clean distclean
+.PHONY: help setup repro test lint security format gate bench serve fuzz sweep report schema clean distclean
 
 help:
 	@echo "make setup   create $(VENV) and install the pinned dependencies"
 	@echo "make repro   run the DVC pipeline (dvc repro) on params.yaml's dataset"
 	@echo "make test    lint, format check, and the whole test suite with coverage"
 	@echo "make serve   gunicorn on \$$PORT (default 8000) serving models/ (after make repro)"
+	@echo "make fuzz    schemathesis, every check, $(FUZZ_EXAMPLES) examples per operation, against"
+	@echo "             gunicorn serving models/ (after make repro); make test runs a small budget"
 	@echo "make sweep   queue and run the default parameter grid as DVC experiments (dvc exp show)"
 	@echo "make report BASE=<ref>  report.md: params/metrics diff vs BASE, plots side by side, gate"
 	@echo "make schema DATA=<csv> TARGET=<col> [REGRESSION_TARGET=<col>] [GROUP=<col>] OUT=<yaml>"
@@ -46,6 +48,34 @@ repro: setup
 PORT ?= 8000
 serve: setup
 	PORT=$(PORT) $(BIN)/gunicorn -c app/gunicorn.conf.py 'app:create_app()'
+
+# Every schemathesis check against the real gunicorn on a free loopback port, with a large
+# budget; prediction log and metrics go to a scratch directory, not data/. Exits with
+# schemathesis' status, or 2 when the service is not ready (no trained models/?).
+FUZZ_EXAMPLES ?= 3000
+define WAIT_READY
+import sys, time, urllib.error, urllib.request
+for _ in range(240):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=5)
+        sys.exit(0)
+    except urllib.error.HTTPError as err:
+        sys.exit(f"{sys.argv[1]} answered {err.code}: {err.read().decode()}")
+    except OSError:
+        time.sleep(0.25)
+sys.exit(f"{sys.argv[1]} did not answer within 60 s")
+endef
+export WAIT_READY
+fuzz: setup
+	@scratch=$$(mktemp -d); \
+	port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	MIGRAINE_HOST=127.0.0.1 MIGRAINE_PORT=$$port MIGRAINE_WEB_CONCURRENCY=2 \
+	MIGRAINE_PROMETHEUS_MULTIPROC_DIR=$$scratch/prometheus \
+	MIGRAINE_PREDICTION_LOG=$$scratch/predictions.db \
+	$(BIN)/gunicorn -c app/gunicorn.conf.py 'app:create_app()' >$$scratch/gunicorn.log 2>&1 & \
+	server=$$!; trap 'kill $$server 2>/dev/null; wait $$server; rm -rf $$scratch' EXIT; \
+	$(BIN)/python -c "$$WAIT_READY" http://127.0.0.1:$$port/ready || { tail -n 20 $$scratch/gunicorn.log; exit 2; }; \
+	$(BIN)/schemathesis run http://127.0.0.1:$$port/openapi.json --checks all --max-examples $(FUZZ_EXAMPLES)
 
 # The default grid: one knob per stage that matters most. One queue worker: parallel
 # workers (-j > 1) have known races in DVC that can lose experiments.

@@ -27,8 +27,11 @@ def init_app(app: Flask) -> None:
         detail = getattr(err, "problems", None) or err.description
         response = jsonify({"error": err.name.lower(), "detail": detail})
         response.status_code = err.code or 500
-        for header, value in getattr(err, "extra_headers", {}).items():
-            response.headers[header] = value
+        # The exception's own headers are part of the protocol: Allow on a 405 (RFC 9110
+        # requires it), WWW-Authenticate on a 401. Its Content-Type is for an HTML body.
+        for header, value in err.get_headers():
+            if header.lower() != "content-type":
+                response.headers.add(header, value)
         if err.response is not None:  # e.g. flask-limiter's Retry-After
             for header in ("Retry-After", "WWW-Authenticate"):
                 if header in err.response.headers:

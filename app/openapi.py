@@ -17,6 +17,9 @@ def _field(column) -> dict[str, Any]:
         if column.range is not None:
             spec["minimum"], spec["maximum"] = column.range
     spec["nullable"] = True  # null = unknown, imputed by the model
+    if "enum" in spec:
+        # OpenAPI 3.0: `nullable` widens `type` only; an enum must list null itself
+        spec["enum"].append(None)
     if column.description:
         spec["description"] = column.description
     return spec

@@ -7,6 +7,7 @@ import hmac
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 PUBLIC_ENDPOINTS = {"health.health", "health.ready", "prometheus_metrics", "static"}
@@ -38,11 +39,10 @@ def init_app(app: Flask) -> None:
             return None
         presented = _presented()
         if presented is None or not any(hmac.compare_digest(presented, k) for k in keys):
-            error = Unauthorized(
-                "a valid API key is required (Authorization: Bearer <key> or X-API-Key)"
+            raise Unauthorized(
+                "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
+                www_authenticate=WWWAuthenticate("Bearer"),
             )
-            error.extra_headers = {"WWW-Authenticate": "Bearer"}
-            raise error
         return None
 
 

@@ -110,6 +110,25 @@ def test_transport_errors(client, record, app):
     assert client.post("/predict", json=[1, 2]).status_code == 400
 
 
+# The JSON error handler dropped the exception's headers: 405 without the Allow header
+# RFC 9110 requires (found by schemathesis' unsupported_method check)
+@pytest.mark.parametrize("method", ["TRACE", "DELETE", "PUT"])
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/health", {"GET", "HEAD", "OPTIONS"}),
+        ("/predict", {"POST", "OPTIONS"}),
+        ("/model", {"GET", "HEAD", "OPTIONS"}),
+    ],
+)
+def test_undeclared_methods_get_405_with_allow(client, method, path, allowed):
+    response = client.open(path, method=method)
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
+    assert response.get_json()["error"] == "method not allowed"
+    assert response.content_type == "application/json"
+
+
 def test_health_ready_model_openapi(client):
     assert client.get("/health").get_json() == {"status": "ok"}
     assert client.get("/ready").status_code == 200
@@ -126,6 +145,8 @@ def test_health_ready_model_openapi(client):
         "nullable": True,
         "description": "years",
     }
+    # null (unknown) is valid for an enum field too: the document used to reject it (fuzzing)
+    assert record["properties"]["gender"]["enum"] == [0, 1, None]
 
 
 def test_metrics_count_predictions_and_rejections(client, record):
