@@ -178,7 +178,7 @@ def test_service_serves_the_diary_model_by_its_schema(diary_repo, tmp_path):
     assert client.get("/ready").status_code == 200
     spec, record = _example(client)
     fields = spec["components"]["schemas"]["Record"]["properties"]
-    assert fields["painkillers"]["enum"] == ["none", "reduced", "continuing"]
+    assert fields["painkillers"]["enum"] == ["none", "reduced", "continuing", None]  # null: unknown
     assert "patient_id" not in fields and "headache_type" not in fields
     answer = client.post("/predict", json=record).get_json()["predictions"][0]
     assert answer["predicted_class"] in DIARY_CLASSES
