@@ -109,7 +109,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/yamllint -s .github/ dvc.yaml params.yaml schemas/
+	$(BIN)/yamllint -s .github/ dvc.yaml params.yaml schemas/ .pre-commit-config.yaml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
 # Security linter and dependency audit (the audit asks PyPI's advisory data: needs network).
