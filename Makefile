@@ -25,9 +25,9 @@ help:
 	@echo "make sweep   queue and run the default parameter grid as DVC experiments (dvc exp show)"
 	@echo "make report BASE=<ref>  report.md: params/metrics diff vs BASE, plots side by side, gate"
 	@echo "make schema DATA=<csv> TARGET=<col> [REGRESSION_TARGET=<col>] [GROUP=<col>] OUT=<yaml>"
-	@echo "             draft a schema for your own CSV (review it, then see the README)"
+	@echo "             draft a schema for your own CSV (review it, then see docs/own-data.md)"
 	@echo "make gate    exit non-zero unless reports/gate.json passed (for CI)"
-	@echo "make bench   benchmarks under bench/ (results in reports/bench/)"
+	@echo "make bench   train-stage timing, bench/train_time.py (results in reports/bench/)"
 	@echo "make lint    ruff check + format check, yamllint, GitHub workflow schema check"
 	@echo "make security  bandit and pip-audit"
 	@echo "make format  ruff format + ruff check --fix"
@@ -77,16 +77,10 @@ fuzz: setup
 	$(BIN)/python -c "$$WAIT_READY" http://127.0.0.1:$$port/ready || { tail -n 20 $$scratch/gunicorn.log; exit 2; }; \
 	$(BIN)/schemathesis run http://127.0.0.1:$$port/openapi.json --checks all --max-examples $(FUZZ_EXAMPLES)
 
-# The default grid: one knob per stage that matters most. One queue worker: parallel
-# workers (-j > 1) have known races in DVC that can lose experiments.
+# The default grid (any `-S param=v1,v2 ...`); the table shows every swept parameter.
 SWEEP ?= -S 'features.n_features=10,30'
 sweep: setup
-	$(BIN)/dvc exp run --queue $(SWEEP)
-	$(BIN)/dvc queue start -j 1
-	$(BIN)/dvc queue status
-	@while $(BIN)/dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done
-	$(BIN)/dvc queue status
-	$(BIN)/dvc exp show --md --no-pager --drop '.*' --keep 'Experiment|Created|State|n_features|classification.champion.roc_auc$$|regression.champion.r2$$|gate_passed'
+	$(BIN)/migraine sweep $(SWEEP)
 
 BASE ?= origin/main
 report: setup

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from migraine_ml.data.schema import Schema
+from migraine_ml.monitoring.reference import INPUTS, KIND, NUMERIC, SAMPLE, SHARES
 
 
 def _field(column) -> dict[str, Any]:
@@ -41,16 +42,16 @@ def _expected_value(schema: Schema) -> dict[str, Any]:
 def example_record(schema: Schema, reference: dict[str, Any]) -> dict[str, Any]:
     """A plausible record: the training median (or most common value) of each feature."""
     example = {}
-    inputs = reference.get("inputs", {})
+    inputs = reference.get(INPUTS, {})
     for name in schema.features:
         column = schema.columns[name]
         profile = inputs.get(name, {})
-        if profile.get("kind") == "numeric" and profile.get("sample"):
-            sample = sorted(profile["sample"])
+        if profile.get(KIND) == NUMERIC and profile.get(SAMPLE):
+            sample = sorted(profile[SAMPLE])
             value = sample[len(sample) // 2]
             example[name] = round(value) if column.dtype == "int" else round(value, 1)
-        elif profile.get("shares"):
-            value = max(profile["shares"], key=profile["shares"].get)
+        elif profile.get(SHARES):
+            value = max(profile[SHARES], key=profile[SHARES].get)
             example[name] = value if column.dtype == "category" else int(float(value))
         elif column.dtype == "category":
             example[name] = column.values[0]

@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnsupportedMedia
 
 from app.errors import InvalidInput
 from app.openapi import expected_value_key
+from app.prediction_log import LogRow
 from app.validation import RecordValidator
 
 bp = Blueprint("predict", __name__)
@@ -105,15 +106,15 @@ def predict():
         out["drift_warning"] = None  # filled by drift monitoring
         predictions.append(out)
         log_rows.append(
-            (
-                out["prediction_id"],
-                now,
-                record,
-                out.get("probability"),
-                str(out.get("predicted_class")),
-                out.get(expected_key),
-                classifier.version if classifier else None,
-                regressor.version if regressor else None,
+            LogRow(
+                prediction_id=out["prediction_id"],
+                created=now,
+                features=record,
+                probability=out.get("probability"),
+                predicted_class=str(out.get("predicted_class")),
+                severity=out.get(expected_key),
+                classifier_version=classifier.version if classifier else None,
+                regressor_version=regressor.version if regressor else None,
             )
         )
     current_app.extensions["prediction_log"].append(log_rows)

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,19 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created);
 """
+
+
+class LogRow(NamedTuple):
+    """One logged prediction, field for field the `predictions` table's columns."""
+
+    prediction_id: str
+    created: float  # Unix time
+    features: dict[str, Any]  # the raw input record, stored as JSON
+    probability: float | None  # positive class of a two-class model
+    predicted_class: str | None
+    severity: float | None  # the regression answer
+    classifier_version: str | None
+    regressor_version: str | None
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -53,8 +66,8 @@ class PredictionLog:
         self._lock = threading.Lock()
         self.dropped = 0
 
-    def append(self, rows: list[tuple[Any, ...]]) -> None:
-        """Queue rows: (id, created, features dict, probability, class, severity, v1, v2)."""
+    def append(self, rows: list[LogRow]) -> None:
+        """Queue rows for the writer thread."""
         self._start()
         for row in rows:
             self._queue.put(row)
@@ -81,12 +94,12 @@ class PredictionLog:
                     break
             self._write(connection, rows)
 
-    def _write(self, connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, connection: sqlite3.Connection, rows: list[LogRow]) -> None:
         try:
             with connection:
                 connection.executemany(
                     "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(r[0], r[1], json.dumps(r[2]), *r[3:]) for r in rows],
+                    [row._replace(features=json.dumps(row.features)) for row in rows],
                 )
         except sqlite3.Error:
             self.dropped += len(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,6 +33,17 @@ class Problem:
         return out
 
 
+class FieldCheck(NamedTuple):
+    """What the quick path checks of one field (a tuple: unpacked in the hot loop)."""
+
+    name: str
+    whole_number: bool
+    low: float
+    high: float
+    binary: bool
+    codes: dict[str, float] | None  # value -> code for a category field
+
+
 class RecordValidator:
     """Turns JSON records into a float matrix in schema feature order, or problems.
 
@@ -45,9 +56,8 @@ class RecordValidator:
         self.known = set(self.features)
         self.columns = [schema.columns[name] for name in self.features]
         self.codes = category_codes(schema)
-        # (name, whole number?, low, high, binary?, codes of a category) for the quick path
         self._fields = [
-            (
+            FieldCheck(
                 c.name,
                 c.dtype == "int",
                 *(c.range or (-math.inf, math.inf)),

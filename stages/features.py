@@ -8,7 +8,7 @@ import pandas as pd
 
 from migraine_ml import persist
 from migraine_ml.data.schema import load_schema
-from migraine_ml.modeling.features import fit_feature_builder
+from migraine_ml.modeling.builder import fit_feature_builder
 from stages.common import parser, read_params, setup_logging, write_json
 
 

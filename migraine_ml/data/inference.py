@@ -29,7 +29,7 @@ class InferenceError(ValueError):
     """The CSV or the requested roles cannot make a schema."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Inferred:
     """The draft schema and, per column, what a reviewer should know."""
 

@@ -242,9 +242,11 @@ def make_preprocessor(
 ) -> Pipeline:
     """Entry errors -> missing, outliers limited, impute, scale, encode categories.
 
-    Categories are one-hot encoded over the schema's values, so a value never
-    seen in training (but allowed by the schema) encodes as all zeros; with
-    `ordered: true` a category becomes its position in the listed values.
+    Categories are one-hot encoded over the schema's listed values, so a value
+    the schema allows but training never saw still gets its own column (all
+    zeros in training, so the model gives it no weight); a value outside the
+    schema encodes as all zeros. With `ordered: true` a category becomes its
+    position in the listed values.
     """
     limits = {
         name: schema.columns[name].range

@@ -24,7 +24,7 @@ WARNING = "warning"
 EXAMPLES_SHOWN = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class Check:
     name: str
     passed: bool
@@ -33,7 +33,7 @@ class Check:
     problems: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass  # built up check by check while a file is validated
 class ValidationReport:
     checks: list[Check] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)

@@ -19,9 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from migraine_ml.data.schema import Schema
 from migraine_ml.modeling.selection import SelectTop
-from migraine_ml.modeling.tasks import task_data
 from migraine_ml.pipeline import BINS, INDICES, INTERACTIONS, POWERS, SELECT
 
 logger = logging.getLogger(__name__)
@@ -349,33 +347,6 @@ __all__ = [
     "QuantileBins",
     "SelectTop",
     "applicable_config",
-    "fit_feature_builder",
     "make_feature_builder",
     "selection_report",
 ]
-
-
-def fit_feature_builder(
-    train: pd.DataFrame, schema: Schema, config: dict[str, Any], *, seed: int
-) -> tuple[Pipeline, dict[str, Any]]:
-    """Fit the feature builder on the preprocessed train rows; also its selection report.
-
-    Selection scores need one target: the schema's first task's (the class label
-    when there is one), on the rows where it is defined (`tasks.task_data`).
-
-    Args:
-        train: preprocessed train rows (engineered column names, plus the targets).
-        config: params.yaml's `features` block; parts naming absent columns are
-            skipped with a warning (listed in the report as `skipped_config`).
-    """
-    features = [c for c in train.columns if c not in schema.columns or c in schema.features]
-    usable, skipped = applicable_config(config, features)
-    for message in skipped:
-        logger.warning("%s", message)
-    first = task_data(schema, train)[0]
-    builder = make_feature_builder(**usable, task=first.name, seed=seed)
-    builder.fit(first.rows[features], first.y)
-    target = schema.classification_target or schema.regression_target
-    report = selection_report(builder) | {"skipped_config": skipped, "target": target}
-    logger.info("kept %d features: %s", report["n_features"], ", ".join(report["selected"]))
-    return builder, report

@@ -29,7 +29,7 @@ from migraine_ml.modeling.manifest import (
 )
 from migraine_ml.modeling.tasks import TaskData, default_scoring, task_data
 from migraine_ml.modeling.tuning import Candidate, CvFacts, cv_facts, rank, train_zoo
-from migraine_ml.monitoring.reference import input_profile, predicted_scores, prediction_profile
+from migraine_ml.monitoring.reference import drift_reference, predicted_scores, prediction_profile
 
 logger = logging.getLogger(__name__)
 
@@ -264,8 +264,7 @@ def train_models(
         "leaderboard": [row for result in results for row in leaderboard(result.ranked)],
         "cv": {result.name: result.cv.to_dict() for result in results},
     }
-    reference = {
-        "inputs": input_profile(train, schema),
-        "predictions": {result.name: result.prediction_profile for result in results},
-    }
+    reference = drift_reference(
+        train, schema, {result.name: result.prediction_profile for result in results}
+    )
     return TrainingResult(manifest, reference, fast_path, results)

@@ -34,7 +34,7 @@ from migraine_ml.modeling.zoo import Subsampled, model_zoo, param_prefix, search
 from migraine_ml.pipeline import MODEL, SELECT, served_pipeline
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
     """One tuned model: its CV score and the pipeline refitted on all train rows."""
 

@@ -17,6 +17,17 @@ from migraine_ml.data.schema import Schema
 # Rounded so that last-bit BLAS noise between runs does not change the file's hash.
 DIGITS = 9
 
+# The keys of models/reference.json, a contract with the service (its OpenAPI
+# examples) and the drift monitor: {INPUTS: {feature: profile}, PREDICTIONS: {task: profile}}.
+INPUTS = "inputs"
+PREDICTIONS = "predictions"
+KIND = "kind"  # NUMERIC or CATEGORICAL
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+EDGES = "edges"  # inner quantile bin edges (numeric)
+SHARES = "shares"  # share per bin (numeric) or per value (categorical)
+SAMPLE = "sample"  # evenly spaced sorted training values (numeric), for KS tests
+
 
 def _rounded(values) -> list[float]:
     return [round(float(v), DIGITS) for v in values]
@@ -57,10 +68,10 @@ def input_profile(frame: pd.DataFrame, schema: Schema, *, bins: int = 10) -> dic
         }
         if column.is_continuous:
             edges = quantile_edges(values, bins=bins)
-            entry |= {"kind": "numeric", "edges": edges, "shares": bin_shares(values, edges)}
-            entry["sample"] = _rounded(_sample(values))
+            entry |= {KIND: NUMERIC, EDGES: edges, SHARES: bin_shares(values, edges)}
+            entry[SAMPLE] = _rounded(_sample(values))
         else:
-            entry |= {"kind": "categorical", "shares": value_shares(values)}
+            entry |= {KIND: CATEGORICAL, SHARES: value_shares(values)}
         profile[name] = entry
     return profile
 
@@ -77,10 +88,10 @@ def prediction_profile(scores: np.ndarray, *, bins: int = 10) -> dict[str, Any]:
     """Distribution of a model output on the training rows (probability or severity)."""
     edges = quantile_edges(scores, bins=bins)
     return {
-        "edges": edges,
-        "shares": bin_shares(scores, edges),
+        EDGES: edges,
+        SHARES: bin_shares(scores, edges),
         "mean": round(float(np.mean(scores)), DIGITS),
-        "sample": _rounded(_sample(pd.Series(scores))),
+        SAMPLE: _rounded(_sample(pd.Series(scores))),
     }
 
 
@@ -89,3 +100,10 @@ def predicted_scores(pipeline: Any, X: pd.DataFrame, classes: list[Any] | None) 
     if classes:
         return np.asarray(pipeline.predict_proba(X)[:, -1])
     return np.asarray(pipeline.predict(X))
+
+
+def drift_reference(
+    train: pd.DataFrame, schema: Schema, predictions: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """models/reference.json: the training inputs' profile and each task's prediction profile."""
+    return {INPUTS: input_profile(train, schema), PREDICTIONS: predictions}

@@ -8,6 +8,8 @@ up into the service or the stages.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,20 @@ def test_app_never_imports_stages_or_training_code():
 
 def test_library_never_imports_app_or_stages():
     assert _offending((ROOT / "migraine_ml").rglob("*.py"), ("app", "stages")) == []
+
+
+def test_loading_the_service_loads_no_training_code_or_pipeline_tools():
+    """Indirect imports count too: what `import app` pulls in, in a fresh interpreter.
+
+    Pins a bug: the app imported the feature transformers, which imported the task
+    rows (training code) for fitting the builder.
+    """
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, app; print(' '.join(sorted(sys.modules)))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    heavy = ("stages", "mlflow", "dvc", "dvclive", "matplotlib", *TRAINING)
+    assert [m for m in loaded if any(m == h or m.startswith(f"{h}.") for h in heavy)] == []

@@ -1,6 +1,6 @@
 """The whole pipeline, unchanged, on data shaped unlike the default cohort (integration).
 
-Each dataset goes the way the README tells a user to take: write the CSV,
+Each dataset goes the way docs/own-data.md tells a user to take: write the CSV,
 `make schema`'s command drafts the schema, the user edits it, then
 `dvc exp run -S data.path=... -S data.schema=...` in a throwaway repository;
 the service then serves what was trained.
