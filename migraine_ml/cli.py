@@ -118,15 +118,17 @@ def schema(
 def examples(out_dir: str, seed: int) -> None:
     """Write the example datasets as CSV files.
 
-    headache_diary.csv (a patient diary) and headache_yes_no.csv (a yes/no cohort).
+    headache_diary.csv (a patient diary), headache_yes_no.csv (a yes/no cohort) and
+    headache_clinic.csv (one row per clinic patient, six diagnoses).
     """
-    from migraine_ml.data.examples import headache_diary, yes_no_cohort
+    from migraine_ml.data.examples import clinical_table, headache_diary, yes_no_cohort
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (
         ("headache_diary.csv", headache_diary(seed=seed)),
         ("headache_yes_no.csv", yes_no_cohort(seed=seed)),
+        ("headache_clinic.csv", clinical_table(seed=seed)),
     ):
         frame.to_csv(out / name, index=False)
         click.echo(f"wrote {out / name}: {len(frame)} rows, {frame.shape[1]} columns")

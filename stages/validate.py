@@ -22,7 +22,13 @@ def main() -> None:
     args = cli.parse_args()
     setup_logging()
     params = read_params(args.params)
-    report = validate_file(args.data, load_schema(args.schema), **params["validate"])
+    report = validate_file(
+        args.data,
+        load_schema(args.schema),
+        **params["validate"],
+        outlier_iqr_factor=params["preprocess"]["outlier_iqr_factor"],
+        outlier_min_distinct=params["preprocess"]["outlier_min_distinct"],
+    )
     write_json(report.to_dict(), args.report)
     Path(args.html).write_text(
         render_html(report, title=f"Validation of {args.data}"), encoding="utf-8"

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from migraine_ml.data.schema import Schema
+from migraine_ml.data.schema import Schema, plain_number
 from migraine_ml.pipeline import COLUMNS, ENTRY_ERRORS, OUTLIERS
 
 OUTLIER_STRATEGIES = ("clip", "missing")
@@ -166,16 +166,56 @@ class RangeGuard(_ColumnwiseTransformer):
         return frame
 
 
+@dataclass(frozen=True)
+class Fences:
+    """Tukey fences of one column: values below `lower` or above `upper` are outliers."""
+
+    lower: float
+    upper: float
+
+    def outside(self, values: pd.Series) -> pd.Series:
+        """True where a value lies beyond the fences (missing values are not)."""
+        return (values < self.lower) | (values > self.upper)
+
+
+def tukey_fences(values: pd.Series, *, iqr_factor: float, min_distinct: int) -> Fences | str:
+    """Q1 - k * IQR and Q3 + k * IQR of the present values, or why the column gets none.
+
+    A column with fewer than `min_distinct` distinct values is a code or a small
+    count (a 0-4 symptom grade), where a rare value is information, not an
+    outlier. With zero spread (Q1 = Q3) the fences would collapse onto one value
+    and clip every other value to it, turning the column constant. The outlier
+    limiter and the validation check both ask this function, so they agree.
+
+    Returns:
+        The fences, or the reason the column is not limited.
+    """
+    present = pd.to_numeric(values, errors="coerce").dropna()
+    if present.empty:
+        return "no values"
+    distinct = int(present.nunique())
+    if distinct < min_distinct:
+        values_word = "value" if distinct == 1 else "values"
+        return f"discrete: {distinct} distinct {values_word} (< {min_distinct})"
+    q1, q3 = float(present.quantile(0.25)), float(present.quantile(0.75))
+    if q1 == q3:
+        return f"zero spread: Q1 = Q3 = {plain_number(q1)}"
+    spread = iqr_factor * (q3 - q1)
+    return Fences(lower=q1 - spread, upper=q3 + spread)
+
+
 class OutlierLimiter(_ColumnwiseTransformer):
     """Tukey fences learned on the training data: clip beyond them, or set to missing.
 
     The fences are Q1 - k * IQR and Q3 + k * IQR of the training values; with
     k = 3 they only catch values far out of the bulk, so well-behaved columns
-    pass untouched.
+    pass untouched. Columns that `tukey_fences` gives no fences (discrete, or
+    zero spread) pass unchanged; `skipped_` says why, per column.
 
     Args:
         columns: the continuous columns to limit.
         iqr_factor: k above.
+        min_distinct: columns with fewer distinct training values are not limited.
         strategy: "clip" or "missing" (imputed afterwards).
     """
 
@@ -184,10 +224,12 @@ class OutlierLimiter(_ColumnwiseTransformer):
         columns: list[str] | None = None,
         *,
         iqr_factor: float = 3.0,
+        min_distinct: int = 10,
         strategy: str = "clip",
     ):
         self.columns = columns
         self.iqr_factor = iqr_factor
+        self.min_distinct = min_distinct
         self.strategy = strategy
 
     def fit(self, X: Any, y: Any = None) -> OutlierLimiter:
@@ -198,25 +240,33 @@ class OutlierLimiter(_ColumnwiseTransformer):
         frame = self._frame(X)
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
-        columns = list(self.columns or [])
-        values = frame[columns].astype(float)
-        q1, q3 = values.quantile(0.25), values.quantile(0.75)
-        spread = self.iqr_factor * (q3 - q1)
-        self.lower_ = (q1 - spread).to_dict()
-        self.upper_ = (q3 + spread).to_dict()
+        self.lower_: dict[str, float] = {}
+        self.upper_: dict[str, float] = {}
+        self.skipped_: dict[str, str] = {}  # column -> why it is not limited
+        for column in self.columns or []:
+            fences = tukey_fences(
+                frame[column].astype(float),
+                iqr_factor=self.iqr_factor,
+                min_distinct=self.min_distinct,
+            )
+            if isinstance(fences, Fences):
+                self.lower_[column], self.upper_[column] = fences.lower, fences.upper
+            else:
+                self.skipped_[column] = fences
         self.limited_ = self.count_limited(frame)
         return self
 
     def replay_bounds(self, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per column of `columns`, the learned fences (infinite where none), for the
-        fast path: clipped to them or set missing, as `strategy` says."""
+        """Per column of `columns`, the learned fences (infinite where none, skipped
+        columns included), for the fast path: clipped to them or set missing, as
+        `strategy` says."""
         return _bounds(columns, self.lower_, self.upper_)
 
     def count_limited(self, X: Any) -> dict[str, int]:
-        """Values per column that transform() would clip or blank."""
+        """Values per limited column that transform() would clip or blank."""
         frame = self._frame(X)
         return {
-            c: int(((frame[c] < self.lower_[c]) | (frame[c] > self.upper_[c])).sum())
+            c: int(Fences(self.lower_[c], self.upper_[c]).outside(frame[c]).sum())
             for c in self.lower_
         }
 
@@ -237,10 +287,15 @@ def make_preprocessor(
     schema: Schema,
     *,
     outlier_iqr_factor: float = 3.0,
+    outlier_min_distinct: int = 10,
     outlier_strategy: str = "clip",
     scale: bool = True,
 ) -> Pipeline:
     """Entry errors -> missing, outliers limited, impute, scale, encode categories.
+
+    Outliers are limited only in continuous columns with at least
+    `outlier_min_distinct` distinct training values and a non-zero IQR
+    (`tukey_fences`).
 
     Categories are one-hot encoded over the schema's listed values, so a value
     the schema allows but training never saw still gets its own column (all
@@ -300,7 +355,10 @@ def make_preprocessor(
             (
                 OUTLIERS,
                 OutlierLimiter(
-                    continuous, iqr_factor=outlier_iqr_factor, strategy=outlier_strategy
+                    continuous,
+                    iqr_factor=outlier_iqr_factor,
+                    min_distinct=outlier_min_distinct,
+                    strategy=outlier_strategy,
                 ),
             ),
             (COLUMNS, columns),
@@ -317,7 +375,7 @@ def preprocess_summary(
     dropped: dict[str, int],
     group: str | None = None,
 ) -> dict[str, Any]:
-    """What preprocessing did, per column: entry errors blanked, outliers limited, imputed."""
+    """What preprocessing did, per column: entry errors blanked, outliers limited or why not."""
     guard: RangeGuard = preprocessor.named_steps[ENTRY_ERRORS]
     limiter: OutlierLimiter = preprocessor.named_steps[OUTLIERS]
     guarded_test = guard.transform(test)
@@ -335,6 +393,8 @@ def preprocess_summary(
                 limited_train=limiter.limited_[column],
                 limited_test=limiter.count_limited(guarded_test)[column],
             )
+        elif column in limiter.skipped_:
+            entry["not_limited"] = limiter.skipped_[column]
         per_column[str(column)] = entry
     return {
         "rows_dropped": dropped,
@@ -368,6 +428,7 @@ def preprocess_data(
     test_size: float,
     seed: int,
     outlier_iqr_factor: float,
+    outlier_min_distinct: int,
     outlier_strategy: str,
     scale: bool,
 ) -> Preprocessed:
@@ -383,6 +444,7 @@ def preprocess_data(
     preprocessor = make_preprocessor(
         schema,
         outlier_iqr_factor=outlier_iqr_factor,
+        outlier_min_distinct=outlier_min_distinct,
         outlier_strategy=outlier_strategy,
         scale=scale,
     ).fit(train[schema.features])

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
+from migraine_ml.data.preprocess import Fences, tukey_fences
 from migraine_ml.data.schema import Schema
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,41 @@ def _rare_categories(frame: pd.DataFrame, schema: Schema, *, min_rows: int) -> l
     return problems
 
 
+def _beyond_fences(
+    frame: pd.DataFrame,
+    schema: Schema,
+    *,
+    iqr_factor: float,
+    min_distinct: int,
+    max_share: float,
+) -> list[str]:
+    """Continuous features whose outlier fences would limit more than `max_share` of the values.
+
+    So many "outliers" are more likely a part of the data than errors. The fences are
+    the preprocessor's (`tukey_fences`), learned here on the whole file after its range
+    check, as the preprocessor learns them on the train rows.
+    """
+    problems = []
+    for name in schema.continuous_features:
+        if name not in frame:
+            continue
+        values = frame[name]
+        value_range = schema.columns[name].range
+        if value_range is not None:
+            values = values.where(values.between(*value_range))
+        fences = tukey_fences(values, iqr_factor=iqr_factor, min_distinct=min_distinct)
+        if not isinstance(fences, Fences):
+            continue
+        beyond, present = int(fences.outside(values).sum()), int(values.notna().sum())
+        if beyond > max_share * present:
+            problems.append(
+                f"column '{name}': {beyond} of {present} values ({beyond / present:.1%}) lie "
+                f"beyond the outlier fences [{fences.lower:.4g}, {fences.upper:.4g}] "
+                f"(IQR factor {iqr_factor:g}); preprocessing limits them"
+            )
+    return problems
+
+
 def coerce_types(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Numeric schema columns as float (unparseable -> NaN), category columns as text."""
     out = frame.copy()
@@ -164,8 +200,16 @@ def validate_frame(
     min_rows: int = 50,
     min_class_rows: int = 10,
     min_class_share: float = 0.10,
+    outlier_iqr_factor: float = 3.0,
+    outlier_min_distinct: int = 10,
+    max_outlier_share: float = 0.01,
 ) -> ValidationReport:
-    """Check a raw data frame against the schema and the dataset-level thresholds."""
+    """Check a raw data frame against the schema and the dataset-level thresholds.
+
+    `outlier_iqr_factor` and `outlier_min_distinct` are the preprocessor's fence
+    settings; the `outlier_fences` check warns where those fences would limit more
+    than `max_outlier_share` of a column's values.
+    """
     report = ValidationReport()
     present = [c for c in schema.required if c in frame.columns]
     missing_columns = [c for c in schema.required if c not in frame.columns]
@@ -273,6 +317,19 @@ def validate_frame(
         _rare_categories(typed, schema, min_rows=min_class_rows),
         WARNING,
         f"every category value of a feature occurs in at least {min_class_rows} rows",
+    )
+
+    report.add(
+        "outlier_fences",
+        _beyond_fences(
+            typed,
+            schema,
+            iqr_factor=outlier_iqr_factor,
+            min_distinct=outlier_min_distinct,
+            max_share=max_outlier_share,
+        ),
+        WARNING,
+        f"the outlier fences limit at most {max_outlier_share:.0%} of any column's values",
     )
 
     n_duplicates = int(frame.duplicated().sum())

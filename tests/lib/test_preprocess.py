@@ -7,6 +7,7 @@ import skops.io as sio
 
 from migraine_ml import persist
 from migraine_ml.data.preprocess import (
+    Fences,
     OutlierLimiter,
     RangeGuard,
     drop_unusable_rows,
@@ -15,6 +16,7 @@ from migraine_ml.data.preprocess import (
     preprocess_summary,
     split_facts,
     split_train_test,
+    tukey_fences,
 )
 from migraine_ml.data.schema import schema_from_dict
 from migraine_ml.data.validation import coerce_types
@@ -90,7 +92,7 @@ def test_guard_names_missing_columns_at_transform():
 @pytest.mark.parametrize(("strategy", "expected"), [("clip", 13.0), ("missing", None)])
 def test_outlier_limiter_uses_training_fences(strategy, expected):
     train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0]})  # Q1=2, Q3=4, IQR=2
-    limiter = OutlierLimiter(["x"], iqr_factor=3.0, strategy=strategy).fit(train)
+    limiter = OutlierLimiter(["x"], iqr_factor=3.0, min_distinct=5, strategy=strategy).fit(train)
     assert (limiter.lower_["x"], limiter.upper_["x"]) == (-4.0, 10.0)
     out = limiter.transform(pd.DataFrame({"x": [3.0, 500.0]}))
     assert out["x"].iloc[0] == 3.0
@@ -98,6 +100,74 @@ def test_outlier_limiter_uses_training_fences(strategy, expected):
         assert np.isnan(out["x"].iloc[1])
     else:
         assert out["x"].iloc[1] == 10.0
+
+
+# Pins the collapsed fences: where Q1 = Q3 both fences sat on that value and every
+# other value was clipped to it, so a symptom grade with 3 in 4 rows at 0 became
+# constant (reports/preprocess.json showed "limits": [0.0, 0.0]).
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ([0.0] * 60 + list(range(1, 13)), "zero spread: Q1 = Q3 = 0"),
+        ([0.0] * 30 + [1, 2, 3, 4] * 3, "discrete: 5 distinct values (< 10)"),
+        ([2.5] * 40 + [7.5], "discrete: 2 distinct values (< 10)"),
+        ([np.nan] * 20, "no values"),
+    ],
+    ids=["IQR 0", "0-4 grade", "two values", "empty"],
+)
+@pytest.mark.parametrize("strategy", ["clip", "missing"])
+def test_columns_without_fences_keep_every_value(values, reason, strategy):
+    train = pd.DataFrame({"grade": values, "hours": np.linspace(1, 10, len(values))})
+    limiter = OutlierLimiter(["grade", "hours"], strategy=strategy).fit(train)
+    assert limiter.skipped_ == {"grade": reason}
+    assert list(limiter.lower_) == ["hours"]
+    pd.testing.assert_series_equal(limiter.transform(train)["grade"], train["grade"])
+    low, high = limiter.replay_bounds(["grade", "hours"])
+    assert (low[0], high[0]) == (-np.inf, np.inf)
+    assert np.isfinite([low[1], high[1]]).all()
+
+
+@pytest.mark.parametrize("strategy", ["clip", "missing"])
+def test_a_far_outlier_in_a_continuous_column_is_still_limited(strategy):
+    hours = pd.DataFrame({"hours": [*np.linspace(4.0, 10.0, 40), 500.0]})
+    limiter = OutlierLimiter(["hours"], strategy=strategy).fit(hours)
+    fences = tukey_fences(hours["hours"], iqr_factor=3.0, min_distinct=10)
+    assert isinstance(fences, Fences) and fences.lower < 4.0 and 10.0 < fences.upper < 500.0
+    assert (limiter.lower_["hours"], limiter.upper_["hours"]) == (fences.lower, fences.upper)
+    assert limiter.limited_ == {"hours": 1} and limiter.skipped_ == {}
+    out = limiter.transform(hours)["hours"]
+    assert out.iloc[:40].tolist() == hours["hours"].iloc[:40].tolist()
+    assert (out.iloc[40] == fences.upper) if strategy == "clip" else np.isnan(out.iloc[40])
+
+
+def test_summary_says_which_columns_were_not_limited_and_why():
+    schema = schema_from_dict(
+        {
+            "columns": {
+                "neck_pain_grade": {"dtype": "int", "range": [0, 4]},
+                "hours": {"dtype": "float", "range": [0, 1000]},
+                "y": {"dtype": "binary", "role": "classification_target"},
+            }
+        }
+    )
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame(
+        {
+            "neck_pain_grade": rng.choice(
+                [0, 1, 2, 3, 4], p=[0.8, 0.1, 0.05, 0.03, 0.02], size=200
+            ),
+            "hours": [*rng.normal(8, 1, 199), 900.0],
+            "y": rng.integers(0, 2, 200),
+        }
+    )
+    preprocessor = make_preprocessor(schema, outlier_min_distinct=10).fit(rows)
+    summary = preprocess_summary(preprocessor, train=rows, test=rows, dropped={})
+    grade, hours = summary["columns"]["neck_pain_grade"], summary["columns"]["hours"]
+    assert grade["not_limited"] == "discrete: 5 distinct values (< 10)"
+    assert "limits" not in grade
+    assert hours["limited_train"] == hours["limited_test"] == 1
+    assert "not_limited" not in hours
+    assert preprocessor.transform(rows)["neck_pain_grade"].nunique() == 5
 
 
 @pytest.mark.parametrize(

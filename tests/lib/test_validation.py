@@ -1,4 +1,7 @@
+import re
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from migraine_ml.data.validation import (
@@ -198,3 +201,57 @@ def test_rare_category_values_are_reported():
     assert _check(report, "rare_categories").problems == [
         f"column 'region': rare values 'islands' ({islands} rows); too few to learn from"
     ]
+
+
+def _dosing_frame(far_rows: int) -> tuple:
+    """300 patients: a bell-shaped dose with `far_rows` far doses, and a 0-4 grade that is 0
+    in most rows (its other values are far from Q1 = Q3 = 0, but it gets no fences)."""
+    from migraine_ml.data.schema import schema_from_dict
+
+    schema = schema_from_dict(
+        {
+            "columns": {
+                "dose": {"dtype": "float", "range": [0, 1000]},
+                "grade": {"dtype": "int", "range": [0, 4]},
+                "y": {"dtype": "category", "role": "classification_target", "values": ["a", "b"]},
+            }
+        }
+    )
+    rng = np.random.default_rng(0)
+    dose = rng.normal(10, 1, 300)
+    dose[:far_rows] = 100.0
+    frame = pd.DataFrame(
+        {
+            "dose": dose,
+            "grade": rng.choice(5, p=[0.8, 0.1, 0.05, 0.03, 0.02], size=300),
+            "y": rng.choice(["a", "b"], size=300),
+        }
+    )
+    return frame, schema
+
+
+@pytest.mark.parametrize("far_rows", [0, 3])  # 3 of 300 is 1 %, not more
+def test_outlier_fences_stay_quiet_when_they_limit_at_most_one_percent(far_rows):
+    frame, schema = _dosing_frame(far_rows)
+    check = _check(validate_frame(frame, schema), "outlier_fences")
+    assert check.passed and check.severity == "warning"
+    assert check.detail == "the outlier fences limit at most 1% of any column's values"
+
+
+def test_outlier_fences_warn_naming_the_column_count_and_share():
+    frame, schema = _dosing_frame(12)
+    report = validate_frame(frame, schema, outlier_iqr_factor=3.0, outlier_min_distinct=10)
+    assert report.passed
+    (problem,) = _check(report, "outlier_fences").problems
+    assert re.fullmatch(
+        r"column 'dose': 12 of 300 values \(4\.0%\) lie beyond the outlier fences "
+        r"\[[0-9.]+, [0-9.]+\] \(IQR factor 3\); preprocessing limits them",
+        problem,
+    )
+    # the preprocessor's rule: the grade's fences would collapse onto 0 (a fifth of its
+    # values beyond them), so it gets none, as a discrete column or by its zero spread
+    for min_distinct in (10, 0):
+        loose = validate_frame(frame, schema, outlier_min_distinct=min_distinct)
+        assert [p.split(":")[0] for p in _check(loose, "outlier_fences").problems] == [
+            "column 'dose'"
+        ]
