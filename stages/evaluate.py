@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from migraine_ml import persist
 from migraine_ml.data.schema import load_schema
-from migraine_ml.evaluation.evaluate import EvaluateConfig, evaluate_champions
+from migraine_ml.evaluation.evaluate import EvaluateConfig, Procedure, evaluate_champions
 from migraine_ml.evaluation.plots import log_plots
 from migraine_ml.evaluation.report import render_report
+from migraine_ml.modeling.training import TrainConfig
 from stages.common import parser, read_params, setup_logging, write_json
 
 
@@ -20,6 +22,8 @@ def main() -> None:
     cli.add_argument("--data", required=True, help="the CSV the models were built from")
     cli.add_argument("--split-dir", required=True, help="raw train/test rows (parquet)")
     cli.add_argument("--models-dir", required=True, help="saved models and manifest")
+    cli.add_argument("--preprocessor", required=True, help="preprocessor (skops), for small data")
+    cli.add_argument("--builder", required=True, help="feature builder (skops), for small data")
     cli.add_argument("--oracle", required=True, help="oracle scores of the generated cohort")
     cli.add_argument("--metrics", required=True, help="metrics JSON (for dvc metrics)")
     cli.add_argument("--details", required=True, help="full evaluation JSON")
@@ -39,6 +43,11 @@ def main() -> None:
         data_path=args.data,
         oracle_path=Path(args.oracle),
         config=EvaluateConfig.from_params(params["evaluate"], seed=params["seed"]),
+        procedure=Procedure(
+            persist.load(args.preprocessor),
+            persist.load(args.builder),
+            TrainConfig.from_params(params),
+        ),
     )
     log_plots(args.live_dir, evaluation)
     write_json(evaluation.metrics(), args.metrics)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from migraine_ml import persist
 from migraine_ml.data.schema import load_schema
-from migraine_ml.modeling.builder import fit_feature_builder
+from migraine_ml.modeling.builder import FeatureConfig, fit_feature_builder
 from stages.common import parser, read_params, setup_logging, write_json
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     builder, report = fit_feature_builder(
         pd.read_parquet(Path(args.in_dir) / "train.parquet"),
         load_schema(args.schema),
-        params["features"],
+        FeatureConfig.from_params(params["features"]),
         seed=params["seed"],
     )
     persist.save(builder, args.builder)

@@ -27,9 +27,7 @@ def main() -> None:
     args = cli.parse_args()
     setup_logging()
     params = read_params(args.params)
-    config = TrainConfig.from_params(
-        params["train"], seed=params["seed"], min_class_share=params["validate"]["min_class_share"]
-    )
+    config = TrainConfig.from_params(params)
     schema = load_schema(args.schema)
     train_file = str(Path(args.split_dir) / "train.parquet")
     result = train_models(

@@ -36,6 +36,9 @@ def small_params(*, reduced_zoo: bool = False, **data_overrides) -> dict:
                 config["n_iter"] = 1
     params["train"]["max_rows"] = {"svm": 300, "knn": 300}
     params["evaluate"]["bootstrap_resamples"] = 200
+    # the held-out path: 600 rows would otherwise take repeated cross-validation of the
+    # whole zoo (tests/stages/test_own_data.py and tests/lib/test_nested.py cover that)
+    params["evaluate"]["cv_below"] = 0
     if reduced_zoo:
         for task, keep in REDUCED_ZOO.items():
             params["train"][task] = {k: params["train"][task][k] for k in keep}
@@ -203,6 +206,10 @@ def run_evaluate(work: Path, *, data: Path, out: Path) -> None:
             work / "split",
             "--models-dir",
             work / "models",
+            "--preprocessor",
+            work / "processed" / "pre.skops",
+            "--builder",
+            work / "features" / "builder.skops",
             "--oracle",
             work / "oracle.json",
             "--metrics",

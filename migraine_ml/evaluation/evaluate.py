@@ -39,8 +39,11 @@ from migraine_ml.evaluation.metrics import (
     rounded,
     score_with_intervals,
 )
+from migraine_ml.evaluation.nested import CvEstimate, repeated_cv_estimate
 from migraine_ml.evaluation.notes import ceiling_of, grouping_note, matching_oracle, multiclass_note
 from migraine_ml.modeling.tasks import task_rows
+from migraine_ml.modeling.training import TrainConfig, plan_tasks
+from migraine_ml.modeling.zoo import REFERENCE
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +59,22 @@ class EvaluateConfig:
     gate_margin: float
     permutation_repeats: int
     seed: int
+    cv_below: int = 0  # fewer usable rows: repeated cross-validation, not the held-out split
+    cv_folds: int = 5
+    cv_repeats: int = 2
 
     @classmethod
     def from_params(cls, evaluate: dict[str, Any], *, seed: int) -> EvaluateConfig:
         return cls(**evaluate, seed=seed)
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """How the saved models were trained, to rerun it inside outer folds on small data."""
+
+    preprocessor: Any
+    builder: Any
+    config: TrainConfig
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,7 @@ class TaskScores:
     train: dict[str, dict[str, float]]
     champion_vs_runner_up: PairedDifference | None
     outputs: dict[str, np.ndarray]  # rank -> test probabilities or predictions
+    champion_vs_reference: PairedDifference | None = None
 
 
 def evaluate_task(
@@ -116,21 +132,24 @@ def evaluate_task(
         rank: rounded(metrics_of(np.asarray(y_train), outputs(model, X_train)))
         for rank, model in {**models, "dummy": dummy}.items()
     }
-    comparison = None
-    if "runner_up" in models:
+
+    def versus(other: str) -> PairedDifference | None:
+        if other not in models:
+            return None
 
         def primary_of(rank):
             return lambda rows: metrics_of(y_test[rows], test_out[rank][rows])[primary]
 
-        comparison = paired_difference(
+        return paired_difference(
             primary_of("champion"),
-            primary_of("runner_up"),
+            primary_of(other),
             len(y_test),
             resamples=resamples,
             seed=seed,
             confidence=confidence,
         ).rounded()
-    return TaskScores(scores, train_scores, comparison, test_out)
+
+    return TaskScores(scores, train_scores, versus("runner_up"), test_out, versus(REFERENCE))
 
 
 @dataclass(frozen=True)
@@ -194,6 +213,8 @@ def judge_task(
         )
     if scores.champion_vs_runner_up:
         metrics["champion_vs_runner_up"] = scores.champion_vs_runner_up.to_dict()
+    if scores.champion_vs_reference:
+        metrics["champion_vs_reference"] = scores.champion_vs_reference.to_dict()
     return Judgement(diagnosis, gate_check, metrics, ceiling_note)
 
 
@@ -212,9 +233,12 @@ class TaskEvaluation:
     ceiling: dict | None
     importance: dict[str, float]  # raw column -> mean score drop when shuffled
     importance_spread: dict[str, float]
+    reference_note: str  # does the champion beat the reference model? (`reference_sentence`)
+    method: str = "held-out test split"  # or the repeated cross-validation that scored it
 
     def to_dict(self) -> dict[str, Any]:
         comparison = self.scores.champion_vs_runner_up
+        reference = self.scores.champion_vs_reference
         return {
             "primary": self.primary,
             "names": self.names,
@@ -224,9 +248,37 @@ class TaskEvaluation:
             "ceiling": self.ceiling,
             "ceiling_note": self.judgement.ceiling_note,
             "champion_vs_runner_up": comparison.to_dict() if comparison else None,
+            "champion_vs_reference": reference.to_dict() if reference else None,
+            "reference_note": self.reference_note,
             "permutation_importance": {k: round(v, 6) for k, v in self.importance.items()},
             "test_rows": len(self.y_test),
+            "method": self.method,
         }
+
+
+def reference_sentence(
+    champion: str, primary: str, difference: PairedDifference | None, *, confidence: float
+) -> str:
+    """What the report says plainly: does the zoo beat the model a researcher fits first?"""
+    if champion == REFERENCE:
+        return (
+            "The reference model (a default logistic or linear regression on the validated "
+            "columns) is the champion: no model of the zoo beat it in cross-validation."
+        )
+    if difference is None:
+        return "No reference model was saved with these models."
+    interval = (
+        f"{difference.difference:+.4f} {primary}, {confidence:.0%} CI "
+        f"[{difference.ci_low:+.4f}, {difference.ci_high:+.4f}]"
+    )
+    if difference.ci_low > 0:
+        return f"The champion beats the reference model: {interval}."
+    if difference.ci_high < 0:
+        return f"The champion is WORSE than the reference model: {interval}. Serve the reference."
+    return (
+        f"The zoo does not beat the reference model: the champion's difference to it, "
+        f"{interval}, includes zero."
+    )
 
 
 @dataclass(frozen=True)
@@ -266,16 +318,47 @@ def evaluate_champions(
     data_path: str,
     oracle_path: Path,
     config: EvaluateConfig,
+    procedure: Procedure | None = None,
 ) -> Evaluation:
-    """Score the saved champion and runner-up of each task on the test rows, against a
-    dummy fitted on the train rows and the oracle's ceiling, and judge them."""
+    """Score the saved champion, runner-up and reference model of each task against a
+    dummy fitted on the train rows and the oracle's ceiling, and judge them.
+
+    On the held-out test split with bootstrap intervals; with fewer than
+    `config.cv_below` rows (and the `procedure`), by repeated cross-validation of
+    the whole training procedure over all rows instead (`nested`).
+    """
     tasks, notes = {}, []
     # read and hashed once: the data file can be large
     oracle, oracle_note = matching_oracle(oracle_path, data_path)
+    every_row = pd.concat([train, test], ignore_index=True)
+    small = procedure is not None and len(every_row) < config.cv_below
+    planned = {t.name: t for t in plan_tasks(schema, every_row, procedure.config)} if small else {}
+    method = (
+        f"{config.confidence:.0%} bootstrap intervals from {config.bootstrap_resamples} "
+        f"resamples of the test rows (seed {config.seed})."
+    )
     for task in ("classification", "regression"):
         entries = {m["rank"]: m for m in manifest["models"] if m["task"] == task}
         if not entries:
             continue
+        estimate = None
+        if task in planned:
+            estimate = repeated_cv_estimate(
+                planned[task],
+                features=schema.features,
+                preprocessor=procedure.preprocessor,
+                builder=procedure.builder,
+                config=procedure.config,
+                folds=config.cv_folds,
+                repeats=config.cv_repeats,
+                confidence=config.confidence,
+                primary=PRIMARY[entries["champion"]["cv"]["scoring"]],
+            )
+            method = (
+                f"Fewer than {config.cv_below} rows: scores are estimated by "
+                f"{estimate.describe()}, with {config.confidence:.0%} corrected resampled-t "
+                "intervals; they rate the procedure that trained the served champion."
+            )
         evaluation = _evaluate_one(
             task,
             entries,
@@ -286,6 +369,7 @@ def evaluate_champions(
             oracle=oracle,
             oracle_note=oracle_note,
             config=config,
+            estimate=estimate,
         )
         if evaluation.classes is not None and len(evaluation.classes) > 2:
             notes.append(multiclass_note(evaluation.classes, evaluation.y_test))
@@ -304,16 +388,16 @@ def evaluate_champions(
     summary = [
         f"Data: {data_path} ({len(train)} train rows, {len(test)} test rows; schema "
         f"'{schema.name}')",
-        f"{config.confidence:.0%} bootstrap intervals from "
-        f"{config.bootstrap_resamples} resamples of the test rows (seed {config.seed}).",
+        method,
     ]
     logger.info(
         "quality gate %s%s",
         "PASSED" if gate.passed else "FAILED",
         "".join(f"\n  {f}" for f in gate.failures),
     )
+    where = "repeated cross-validation" if small else "the held-out test split"
     return Evaluation(
-        title=f"Models for '{schema.name}': evaluation on the held-out test split",
+        title=f"Models for '{schema.name}': evaluation by {where}",
         summary=summary,
         tasks=tasks,
         gate=gate,
@@ -334,6 +418,7 @@ def _evaluate_one(
     oracle: dict | None,
     oracle_note: str,
     config: EvaluateConfig,
+    estimate: CvEstimate | None = None,
 ) -> TaskEvaluation:
     models = {rank: persist.load(models_dir / e["file"]) for rank, e in entries.items()}
     names = {rank: e["name"] for rank, e in entries.items()} | {"dummy": "dummy baseline"}
@@ -348,22 +433,36 @@ def _evaluate_one(
         dummy = DummyRegressor(strategy="mean").fit(X_train, y_train)
     scoring = entries["champion"]["cv"]["scoring"]
     primary = PRIMARY[scoring]
-    logger.info(
-        "%s: %d test rows, %d bootstrap resamples", task, len(y_test), config.bootstrap_resamples
-    )
-    scores = evaluate_task(
-        task=task,
-        primary=primary,
-        models=models,
-        dummy=dummy,
-        X_train=X_train,
-        y_train=y_train,
-        X_test=X_test,
-        y_test=y_test,
-        resamples=config.bootstrap_resamples,
-        seed=config.seed,
-        confidence=config.confidence,
-    )
+    y_scored = y_test
+    if estimate is not None:
+        scores = TaskScores(
+            test=estimate.test,
+            train=estimate.train,
+            champion_vs_runner_up=None,
+            outputs=estimate.outputs,
+            champion_vs_reference=estimate.champion_vs_reference,
+        )
+        y_scored = estimate.y
+    else:
+        logger.info(
+            "%s: %d test rows, %d bootstrap resamples",
+            task,
+            len(y_test),
+            config.bootstrap_resamples,
+        )
+        scores = evaluate_task(
+            task=task,
+            primary=primary,
+            models=models,
+            dummy=dummy,
+            X_train=X_train,
+            y_train=y_train,
+            X_test=X_test,
+            y_test=y_test,
+            resamples=config.bootstrap_resamples,
+            seed=config.seed,
+            confidence=config.confidence,
+        )
     ceiling = ceiling_of(oracle, task)
     judgement = judge_task(
         task,
@@ -394,18 +493,24 @@ def _evaluate_one(
         check.dummy,
         check.verdict,
     )
+    note = reference_sentence(
+        names["champion"], primary, scores.champion_vs_reference, confidence=config.confidence
+    )
+    logger.info("%s: %s", task, note)
     return TaskEvaluation(
-        task,
-        primary,
-        scoring,
-        names,
-        classes,
-        y_test,
-        scores,
-        judgement,
-        ceiling,
-        importance,
-        spread,
+        task=task,
+        primary=primary,
+        scoring=scoring,
+        names=names,
+        classes=classes,
+        y_test=y_scored,
+        scores=scores,
+        judgement=judgement,
+        ceiling=ceiling,
+        importance=importance,
+        importance_spread=spread,
+        reference_note=note,
+        method=estimate.describe() if estimate else "held-out test split",
     )
 
 

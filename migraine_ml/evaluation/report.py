@@ -186,7 +186,7 @@ def _cell(value: Any) -> str:
 def metric_table(task: TaskEvaluation) -> str:
     """Rows: metrics. Columns: each model with its 95 % CI, the dummy, the ceiling."""
     test = task.scores.test
-    ranks = [r for r in ("champion", "runner_up", "dummy") if r in test]
+    ranks = [r for r in ("champion", "runner_up", "reference", "dummy") if r in test]
     names = {r: task.names.get(r, r) for r in ranks}
     ceiling = task.ceiling or {}
     metrics = [k for k in test["champion"] if not k.endswith(("_ci_low", "_ci_high"))]
@@ -210,16 +210,26 @@ def metric_table(task: TaskEvaluation) -> str:
     return f"<table><tr><th>metric</th>{head}<th>oracle ceiling</th></tr>{''.join(rows)}</table>"
 
 
+def _chosen_features(entry: dict[str, Any]) -> str:
+    """What a leaderboard entry's selection chose: '12 of the validated columns'."""
+    chosen = entry.get("features") or {}
+    if not chosen:
+        return ""
+    pool = "validated" if chosen.get("pool") == "plain" else "validated + engineered"
+    return f"{chosen.get('n_features')} ({pool})"
+
+
 def leaderboard_table(entries: list[dict[str, Any]]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(e['task'])}</td><td>{html.escape(e['name'])}</td>"
         f"<td>{html.escape(e['scoring'])}</td><td>{e['cv_mean']:.4f} ± {e['cv_std']:.4f}</td>"
+        f"<td>{html.escape(_chosen_features(e))}</td>"
         f"<td>{html.escape('; '.join(e.get('notes', [])))}</td></tr>"
         for e in entries
     )
     return (
         "<table><tr><th>task</th><th>model</th><th>CV scoring</th><th>CV mean ± sd</th>"
-        f"<th>notes</th></tr>{rows}</table>"
+        f"<th>features kept (from)</th><th>notes</th></tr>{rows}</table>"
     )
 
 
@@ -281,6 +291,7 @@ def render_report(evaluation: Evaluation) -> str:
             f"<h2>{html.escape(task_name.capitalize())}</h2>"
             f"<p>{html.escape(task.judgement.ceiling_note)}</p>"
             f"{metric_table(task)}{compared}"
+            f'<p class="reference">{html.escape(task.reference_note)}</p>'
             f"<h3>Fit diagnosis</h3>{diagnosis_block(task.judgement.diagnosis, task.names)}"
             f'<div class="figures">{images}</div>'
         )

@@ -259,12 +259,15 @@ def make_feature_builder(
     polynomial_columns: list[str] | None = None,
     polynomial_degree: int = 2,
     bins: dict[str, int] | None = None,
-    n_features: int = 20,
+    n_features: int | str = 20,
     selection_score: str = "mutual_info",
     task: str = "classification",
     seed: int = 0,
+    pool: str = "engineered",
+    plain_columns: list[str] | None = None,
 ) -> Pipeline:
-    """Indices, interactions, powers and bins added, then the top `n_features` kept."""
+    """Indices, interactions, powers and bins added, then the top `n_features` kept from
+    `pool` (see `SelectTop`)."""
     return Pipeline(
         [
             (INDICES, HealthIndices(health_indices)),
@@ -278,7 +281,14 @@ def make_feature_builder(
             (BINS, QuantileBins(bins)),
             (
                 SELECT,
-                SelectTop(n_features, score=selection_score, task=task, seed=seed),
+                SelectTop(
+                    n_features,
+                    score=selection_score,
+                    task=task,
+                    seed=seed,
+                    pool=pool,
+                    plain_columns=plain_columns,
+                ),
             ),
         ]
     )
@@ -329,6 +339,7 @@ def selection_report(builder: Pipeline) -> dict[str, Any]:
     interactions: Interactions = builder.named_steps[INTERACTIONS]
     return {
         "score": select.score,
+        "pool": select.pool,
         "n_features": len(select.selected_),
         "selected": {c: round(select.scores_[c], 6) for c in select.selected_},
         "dropped": {c: round(select.scores_[c], 6) for c in select.dropped_},

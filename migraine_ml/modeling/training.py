@@ -19,6 +19,7 @@ import pandas as pd
 from migraine_ml import persist
 from migraine_ml.data.schema import Schema
 from migraine_ml.modeling import tracking
+from migraine_ml.modeling.builder import FeatureConfig
 from migraine_ml.modeling.fastpath import ParityRecord, parity
 from migraine_ml.modeling.manifest import (
     RANKS,
@@ -29,6 +30,7 @@ from migraine_ml.modeling.manifest import (
 )
 from migraine_ml.modeling.tasks import TaskData, default_scoring, task_data
 from migraine_ml.modeling.tuning import Candidate, CvFacts, cv_facts, rank, train_zoo
+from migraine_ml.modeling.zoo import REFERENCE
 from migraine_ml.monitoring.reference import drift_reference, predicted_scores, prediction_profile
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """params.yaml's `train` block, plus the seed and the imbalance threshold it uses."""
+    """How to train: params.yaml's `train` block and the few other params it uses."""
 
     cv_folds: int
     scoring: dict[str, str]
@@ -47,11 +49,14 @@ class TrainConfig:
     regressors: dict[str, dict[str, Any]]
     seed: int
     min_class_share: float
+    feature_search: dict[str, list[Any]] = field(default_factory=dict)
+    budget: dict[str, int] = field(default_factory=dict)  # zoo.Budget's limits
 
     @classmethod
-    def from_params(
-        cls, train: dict[str, Any], *, seed: int, min_class_share: float
-    ) -> TrainConfig:
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        """From params.yaml: the `train` block, the seed, the imbalance threshold
+        (`validate.min_class_share`) and the selection choices of `features`."""
+        train = params["train"]
         return cls(
             cv_folds=train["cv_folds"],
             scoring=dict(train["scoring"]),
@@ -60,8 +65,10 @@ class TrainConfig:
             experiment=train["experiment"],
             classifiers=train["classifiers"],
             regressors=train["regressors"],
-            seed=seed,
-            min_class_share=min_class_share,
+            seed=params["seed"],
+            min_class_share=params["validate"]["min_class_share"],
+            feature_search=FeatureConfig.from_params(params.get("features", {})).search(),
+            budget=dict(train.get("budget") or {}),
         )
 
 
@@ -175,20 +182,24 @@ def train_task(
             scoring=task.scoring,
             class_weight=task.class_weight,
             max_rows=config.max_rows,
+            feature_search=config.feature_search,
+            budget=config.budget,
             on_done=done,
         )
     )
     entries, fast_path = [], {}
     # The service's numpy fast path is used only for models that match the
     # scikit-learn pipeline on the test split's inputs (no labels are read).
-    for position, candidate in enumerate(ranked[:2]):
-        file = model_file(task.name, RANKS[position])
+    reference = next(c for c in ranked if c.name == REFERENCE)
+    top_two = zip(RANKS, ranked[:2], strict=False)  # one model + the reference: one rank
+    for rank_name, candidate in (*top_two, (REFERENCE, reference)):
+        file = model_file(task.name, rank_name)
         md5 = persist.save(candidate.pipeline, models_dir / file)
         fast_path[file] = parity(candidate.pipeline, parity_rows, schema)
         entries.append(
             model_entry(
                 candidate,
-                rank=RANKS[position],
+                rank=rank_name,
                 file=file,
                 md5=md5,
                 raw_features=schema.features,

@@ -30,8 +30,21 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 
 from migraine_ml.data.preprocess import group_separation
-from migraine_ml.modeling.zoo import Subsampled, model_zoo, param_prefix, search_space
-from migraine_ml.pipeline import MODEL, SELECT, served_pipeline
+from migraine_ml.modeling.selection import ALL
+from migraine_ml.modeling.zoo import (
+    REFERENCE,
+    Budget,
+    FitSize,
+    Subsampled,
+    model_zoo,
+    param_prefix,
+    reference_model,
+    search_space,
+)
+from migraine_ml.pipeline import FEATURES, MODEL, SELECT, served_pipeline
+
+# The reference model sees the validated columns alone, every one of them.
+REFERENCE_FEATURES = {"pool": "plain", "n_features": ALL}
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,8 @@ class Candidate:
     n_iter: int
     pipeline: Pipeline = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    features: dict[str, Any] = field(default_factory=dict)  # the selection it chose
+    space: dict[str, Any] = field(default_factory=dict)  # data-sized ranges as resolved
 
     def progress(self) -> str:
         """One line for the training log."""
@@ -66,6 +81,8 @@ class Candidate:
             "cv_std": round(self.cv_std, 6),
             "n_iter": self.n_iter,
             "params": self.params,
+            "features": self.features,
+            "space": self.space,
             "notes": self.notes,
         }
 
@@ -112,6 +129,24 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def fit_size(estimator: Any, y: pd.Series, *, task: str, folds: int) -> FitSize:
+    """Rows (and the smallest class's rows) one fit of a `folds`-fold search sees."""
+    seen = len(y) * (folds - 1) / folds
+    rows = int(seen)
+    if isinstance(estimator, Subsampled):
+        rows = min(rows, estimator.max_rows)  # a stratified subsample keeps the shares
+    if task != "classification":
+        return FitSize(rows)
+    return FitSize(rows, max(1, int(y.value_counts().min() * rows / len(y))))
+
+
+def _choices(distributions: dict[str, Any]) -> int | None:
+    """How many combinations a space of lists holds (None when a distribution is in it)."""
+    if not all(isinstance(v, list) for v in distributions.values()):
+        return None
+    return int(np.prod([len(v) for v in distributions.values()]))
+
+
 def tune(
     name: str,
     estimator: Any,
@@ -128,17 +163,34 @@ def tune(
     scoring: str,
     seed: int,
     memory: Memory | None,
+    feature_search: dict[str, list[Any]] | None = None,
+    features: dict[str, Any] | None = None,
 ) -> Candidate:
-    """Randomized search over `space` for one estimator; refit the best on all rows."""
+    """Randomized search over `space` (and the selection's `feature_search`) for one
+    estimator; refit the best on all rows.
+
+    Args:
+        feature_search: the selection step's choices (`FeatureConfig.search`).
+        features: the selection step's settings fixed instead (the reference model's).
+    """
     pipeline = served_pipeline(clone(preprocessor), clone(builder), estimator, memory=memory)
     # the shared feature builder is fitted for one target: select for this task's
-    selection_task = f"{SELECT}__task"
-    pipeline.set_params(**{k: task for k in pipeline.get_params() if k.endswith(selection_task)})
-    distributions = search_space(space, prefix=param_prefix(estimator))
+    selection = f"{FEATURES}__{SELECT}__"
+    pipeline.set_params(**{f"{selection}task": task})
+    pipeline.set_params(**{selection + k: v for k, v in (features or {}).items()})
+    distributions, resolved = search_space(
+        space,
+        prefix=param_prefix(estimator),
+        size=fit_size(estimator, y, task=task, folds=folds),
+    )
+    distributions |= {selection + k: list(v) for k, v in (feature_search or {}).items()}
     started = time.perf_counter()
     cv = cv_splitter(task, folds=folds, seed=seed, grouped=groups is not None)
     common = {"scoring": scoring, "cv": cv, "refit": True, "n_jobs": 1, "error_score": "raise"}
     if distributions:
+        combinations = _choices(distributions)
+        if combinations is not None:  # sample a small grid without repeats
+            n_iter = min(n_iter, combinations)
         search = RandomizedSearchCV(
             pipeline, distributions, n_iter=n_iter, random_state=seed, **common
         )
@@ -154,6 +206,7 @@ def tune(
             f"fitted on a stratified subsample of at most {estimator.max_rows} rows "
             f"({best.named_steps[MODEL].rows_seen_} used) to bound its cost"
         )
+    select = best.named_steps[FEATURES].named_steps[SELECT]
     return Candidate(
         task=task,
         name=name,
@@ -165,7 +218,19 @@ def tune(
         n_iter=len(search.cv_results_["params"]),
         pipeline=best,
         notes=notes,
+        features={"pool": select.pool, "n_features": len(select.selected_)},
+        space=resolved,
     )
+
+
+def with_plain_columns(builder: Any, preprocessor: Any, X: pd.DataFrame) -> Any:
+    """The builder, told which of its input columns are the validated ones (the
+    preprocessor's outputs), so that selection can keep to them (pool "plain")."""
+    select = builder.named_steps[SELECT]
+    if select.plain_columns is not None:
+        return builder
+    plain = clone(preprocessor).fit(X).get_feature_names_out()
+    return clone(builder).set_params(**{f"{SELECT}__plain_columns": list(plain)})
 
 
 def train_zoo(
@@ -182,36 +247,49 @@ def train_zoo(
     scoring: str,
     class_weight: str | None = None,
     max_rows: dict[str, int] | None = None,
+    feature_search: dict[str, list[Any]] | None = None,
+    budget: dict[str, int] | None = None,
     on_done: Callable[[Candidate, int, int], None] | None = None,
 ) -> list[Candidate]:
-    """Tune every model named in `models` (params.yaml's block for this task)."""
-    zoo = model_zoo(task, seed=seed, class_weight=class_weight, max_rows=max_rows)
+    """Tune every model named in `models` (params.yaml's block for this task), then
+    cross-validate the reference model (`zoo.reference_model`) on the same folds."""
+    classes = y.nunique() if task == "classification" else 1
+    budget = Budget(rows=len(y), n_classes=classes, **(budget or {}))
+    zoo = model_zoo(task, seed=seed, class_weight=class_weight, max_rows=max_rows, budget=budget)
     unknown = sorted(set(models) - set(zoo))
     if unknown:
         raise ValueError(f"{task} models {unknown} are not in the zoo {sorted(zoo)}")
+    builder = with_plain_columns(builder, preprocessor, X)
+    plan = [
+        (name, zoo[name], config.get("space", {}), config.get("n_iter", 10), feature_search, None)
+        for name, config in models.items()
+    ]
+    plan.append((REFERENCE, reference_model(task), {}, 1, None, REFERENCE_FEATURES))
     candidates = []
     with tempfile.TemporaryDirectory(prefix="migraine-cv-cache-") as cache:
         memory = Memory(cache, verbose=0)
-        for position, (name, config) in enumerate(models.items(), start=1):
+        for position, (name, estimator, space, n_iter, search, fixed) in enumerate(plan, 1):
             candidate = tune(
                 name,
-                zoo[name],
+                estimator,
                 task=task,
                 preprocessor=preprocessor,
                 builder=builder,
                 X=X,
                 y=y,
                 groups=groups,
-                space=config.get("space", {}),
-                n_iter=config.get("n_iter", 10),
+                space=space,
+                n_iter=n_iter,
                 folds=folds,
                 scoring=scoring,
                 seed=seed,
                 memory=memory,
+                feature_search=search,
+                features=fixed,
             )
             candidates.append(candidate)
             if on_done is not None:
-                on_done(candidate, position, len(models))
+                on_done(candidate, position, len(plan))
     return candidates
 
 

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
 
 from migraine_ml.evaluation.diagnosis import (
     GOOD_FIT,
@@ -13,8 +14,9 @@ from migraine_ml.evaluation.diagnosis import (
     diagnose,
     quality_gate,
 )
-from migraine_ml.evaluation.evaluate import evaluate_task
+from migraine_ml.evaluation.evaluate import evaluate_task, reference_sentence
 from migraine_ml.evaluation.metrics import (
+    PairedDifference,
     bootstrap,
     brier_score,
     classification_metrics,
@@ -305,3 +307,46 @@ def test_grouping_note_states_the_separation_and_flags_a_leak():
     assert "3 StratifiedGroupKFold folds); no patient is scored on rows it was trained on" in clean
     leaky = grouping_note("patient", _grouping(0, 2))
     assert "WARNING: 2 'patient' values straddle a split" in leaky
+
+
+@pytest.mark.parametrize(
+    ("champion", "difference", "says"),
+    [
+        ("reference", None, "is the champion: no model of the zoo beat it"),
+        ("lightgbm", PairedDifference(0.03, 0.01, 0.05, 0.0), "The champion beats the reference"),
+        ("lightgbm", PairedDifference(-0.05, -0.08, -0.02, 1.0), "WORSE than the reference"),
+        ("lightgbm", PairedDifference(0.01, -0.02, 0.04, 0.3), "does not beat the reference"),
+    ],
+)
+def test_the_report_says_plainly_whether_the_zoo_beats_the_obvious_model(
+    champion, difference, says
+):
+    assert says in reference_sentence(champion, "f1", difference, confidence=0.95)
+
+
+def test_the_champion_is_compared_with_the_reference_on_the_same_rows():
+    rng = np.random.default_rng(1)
+    y = (rng.uniform(size=400) < 0.4).astype(int)
+    X = np.column_stack([y + rng.normal(scale=0.8, size=400), rng.normal(size=400)])
+    good = LogisticRegression().fit(X, y)
+    blind = LogisticRegression().fit(X[:, 1:], y)  # sees the noise column only
+
+    class Blind:
+        def predict_proba(self, rows):
+            return blind.predict_proba(rows[:, 1:])
+
+    result = evaluate_task(
+        task="classification",
+        primary="roc_auc",
+        models={"champion": good, "reference": Blind()},
+        dummy=DummyClassifier(strategy="prior").fit(X, y),
+        X_train=X,
+        y_train=y,
+        X_test=X,
+        y_test=y,
+        resamples=100,
+        seed=0,
+    )
+    assert "reference" in result.test
+    assert result.champion_vs_reference.ci_low > 0.2
+    assert result.champion_vs_runner_up is None

@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
 
-from migraine_ml.modeling.zoo import Subsampled, model_zoo, param_prefix, search_space
+from migraine_ml.modeling.zoo import FitSize, Subsampled, model_zoo, param_prefix, search_space
 
 
 def test_zoo_has_eight_models_per_task():
@@ -14,7 +14,7 @@ def test_zoo_has_eight_models_per_task():
 
 
 def test_search_space_parses_choices_and_distributions():
-    space = search_space(
+    space, resolved = search_space(
         {
             "C": {"loguniform": [0.01, 10]},
             "depth": [2, 3],
@@ -23,6 +23,7 @@ def test_search_space_parses_choices_and_distributions():
         },
         prefix="model__",
     )
+    assert resolved == {}
     assert space["model__depth"] == [2, 3]
     assert isinstance(space["model__C"], type(stats.loguniform(0.01, 10)))
     draws = space["model__leaf"].rvs(500, random_state=0)
@@ -42,6 +43,28 @@ def test_search_space_parses_choices_and_distributions():
 def test_search_space_rejects_bad_specs(spec, message):
     with pytest.raises(ValueError, match=message):
         search_space(spec, prefix="")
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (FitSize(5333), [21, 213]),  # the default cohort's folds: 0.004-0.04 of the rows
+        (FitSize(267, smallest_class=8), [1, 8]),  # a small table: never above a class
+        (FitSize(40, smallest_class=30), [1, 2]),
+    ],
+)
+def test_data_sized_ranges_follow_the_rows_and_the_smallest_class(size, expected):
+    space, resolved = search_space(
+        {"n_neighbors": {"randint_rows": [0.004, 0.04]}}, prefix="model__", size=size
+    )
+    assert resolved == {"n_neighbors": expected}
+    draws = space["model__n_neighbors"].rvs(2000, random_state=0)
+    assert [draws.min(), draws.max()] == expected
+
+
+def test_data_sized_ranges_need_the_fit_size():
+    with pytest.raises(ValueError, match="randint_rows needs the fit size"):
+        search_space({"k": {"randint_rows": [0.1, 0.2]}}, prefix="")
 
 
 def test_param_prefix_reaches_the_wrapped_estimator():

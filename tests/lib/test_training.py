@@ -46,7 +46,12 @@ def test_zoo_candidates_are_ranked_full_pipelines(rows, schema, steps):
         max_rows={"knn": 100},
         on_done=lambda c, i, n: seen.append((c.name, i, n)),
     )
-    assert seen == [("logistic_regression", 1, 3), ("naive_bayes", 2, 3), ("knn", 3, 3)]
+    assert seen == [
+        ("logistic_regression", 1, 4),
+        ("naive_bayes", 2, 4),
+        ("knn", 3, 4),
+        ("reference", 4, 4),  # the obvious model, always cross-validated on the same folds
+    ]
     ranked = rank(candidates)
     assert [c.cv_mean for c in ranked] == sorted((c.cv_mean for c in candidates), reverse=True)
     best = ranked[0]
@@ -59,6 +64,35 @@ def test_zoo_candidates_are_ranked_full_pipelines(rows, schema, steps):
     assert "at most 100 rows" in knn.notes[0]
     assert knn.summary()["notes"] == knn.notes
     assert candidates[1].n_iter == 1  # nothing to tune: cross-validated once
+    reference = candidates[-1]
+    assert reference.n_iter == 1 and reference.params == {}
+    # the validated columns alone (every one of them), a default logistic regression
+    select = reference.pipeline.named_steps["features"].named_steps["select"]
+    assert select.pool == "plain" and select.n_features == "all"
+    assert reference.features == {"pool": "plain", "n_features": len(select.plain_columns)}
+    assert type(reference.pipeline.named_steps["model"]).__name__ == "LogisticRegression"
+
+
+def test_the_search_chooses_the_feature_pool_and_count(rows, schema, steps):
+    """Engineering is a choice cross-validation makes, not a step imposed on every model."""
+    (candidate, _reference) = train_zoo(
+        "classification",
+        X=rows[schema.features],
+        y=rows["migraine_occurrence"].astype(int),
+        groups=None,
+        **steps,
+        models={"logistic_regression": {"n_iter": 6}},
+        seed=0,
+        folds=3,
+        scoring="roc_auc",
+        feature_search={"pool": ["plain", "engineered"], "n_features": [3, "all"]},
+    )
+    assert candidate.n_iter == 4  # a grid of four choices, each tried once (no repeats)
+    assert candidate.params.keys() == {"pool", "n_features"}
+    assert candidate.summary()["features"] == candidate.features
+    select = candidate.pipeline.named_steps["features"].named_steps["select"]
+    assert select.pool == candidate.params["pool"]
+    assert candidate.features["n_features"] == len(select.selected_)
 
 
 def test_regression_zoo_on_the_conditional_rows(rows, schema, steps):
@@ -76,7 +110,7 @@ def test_regression_zoo_on_the_conditional_rows(rows, schema, steps):
         folds=3,
         scoring="r2",
     )
-    assert {c.name for c in candidates} == {"ridge", "linear"}
+    assert {c.name for c in candidates} == {"ridge", "linear", "reference"}
     assert all(c.scoring == "r2" for c in candidates)
     # features are selected for severity, not with the classification score ...
     selected = [c.pipeline.named_steps["features"].named_steps["select"] for c in candidates]
@@ -157,7 +191,8 @@ def _config(**overrides):
         "classifiers": CHEAP,
         "regressors": {"ridge": {}},
     }
-    return TrainConfig.from_params(block | overrides, seed=0, min_class_share=0.10)
+    params = {"train": block | overrides, "seed": 0, "validate": {"min_class_share": 0.10}}
+    return TrainConfig.from_params(params)
 
 
 def test_plan_tasks_follows_the_schema(rows, schema):

@@ -19,6 +19,8 @@ def test_metrics_have_models_baseline_ceiling_and_intervals(evaluated):
         "ceiling",
         "champion_vs_runner_up",
         "champion_gap_to_ceiling",
+        "reference",
+        "champion_vs_reference",
     }
     champion = classification["champion"]
     for name in (

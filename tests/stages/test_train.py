@@ -14,7 +14,10 @@ pytestmark = pytest.mark.integration
 
 def test_features_stage_writes_the_fitted_builder_and_its_selection(trained):
     report = json.loads((trained / "features.json").read_text())
-    assert report["n_features"] == 20 and report["target"] == "migraine_occurrence"
+    # n_features: auto -- the stage keeps and scores every column; each model's search
+    # then chooses how many, and from which pool
+    assert report["n_features"] == 35 and report["target"] == "migraine_occurrence"
+    assert report["pool"] == "engineered" and not report["dropped"]
     builder = persist.load(trained / "features" / "builder.skops")
     assert list(builder.named_steps["select"].selected_) == list(report["selected"])
     # the stage writes the builder and its report only: no engineered copy of the data
@@ -27,10 +30,12 @@ def test_top_two_per_task_are_saved_with_a_manifest(trained):
     assert saved == [
         ("classification", "champion"),
         ("classification", "runner_up"),
+        ("classification", "reference"),
         ("regression", "champion"),
         ("regression", "runner_up"),
+        ("regression", "reference"),
     ]
-    assert len(manifest["leaderboard"]) == 16
+    assert len(manifest["leaderboard"]) == 18  # eight models and the reference, per task
     board = [e for e in manifest["leaderboard"] if e["task"] == "classification"]
     assert manifest["models"][0]["name"] == board[0]["name"]
     assert board[0]["cv_mean"] >= board[1]["cv_mean"]
@@ -40,7 +45,7 @@ def test_top_two_per_task_are_saved_with_a_manifest(trained):
 
         assert entry["md5"] == file_md5(path)
         assert len(entry["raw_features"]) == 23
-        assert 0 < len(entry["model_features"]) <= 20
+        assert 0 < len(entry["model_features"]) <= 35
     assert manifest["models"][0]["classes"] == [0, 1]
     assert manifest["training_data"]["rows"] > 0
     assert {"sklearn", "xgboost", "lightgbm"} <= set(manifest["libraries"])
@@ -56,7 +61,7 @@ def test_reference_holds_inputs_and_predictions(trained):
     assert sum(shares) == pytest.approx(1)
 
 
-def test_mlflow_has_sixteen_child_runs_and_two_champions(trained, mlflow_uri):
+def test_mlflow_has_a_child_run_per_candidate_and_two_champions(trained, mlflow_uri):
     client = MlflowClient(mlflow_uri)
     manifest = json.loads((trained / "models" / "manifest.json").read_text())
     saved = {(m["task"], m["rank"]): m["md5"] for m in manifest["models"]}
@@ -75,7 +80,7 @@ def test_mlflow_has_sixteen_child_runs_and_two_champions(trained, mlflow_uri):
     experiment = client.get_experiment_by_name("migraine")
     runs = client.search_runs([experiment.experiment_id], max_results=500)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
-    assert len(children) == 16
+    assert len(children) == 18
     assert all("cv_mean" in r.data.metrics for r in children)
     assert client.get_run(parent_id).data.params["train.cv_folds"] == "3"
 
@@ -86,7 +91,7 @@ def test_dvclive_metrics_and_leaderboard_plot(trained):
     plot = json.loads(
         (trained / "live" / "plots" / "custom" / "leaderboard_classification.json").read_text()
     )
-    assert len(plot) == 8
+    assert len(plot) == 9
 
 
 def test_saved_models_load_in_a_fresh_process_on_raw_csv_rows(trained):
