@@ -24,6 +24,9 @@ from migraine_ml.modeling.fastpath import CompiledPipeline, decode_categories, r
 
 logger = logging.getLogger(__name__)
 
+# What the service loads of models/: the champion it serves and the runner-up it describes.
+SERVED_RANKS = ("champion", "runner_up")
+
 
 def file_hashes(directory: Path) -> dict[str, str]:
     """md5 of every file below `directory`, by its relative POSIX path."""
@@ -110,6 +113,8 @@ class ModelStore:
         if parity_path.exists():
             parity = json.loads(parity_path.read_text())
         for entry in self.manifest["models"]:
+            if entry["rank"] not in SERVED_RANKS:
+                continue  # the reference model is for evaluation; dvc.lock still covers it
             path = self.models_dir / entry["file"]
             actual = hashes.get(entry["file"]) or persist.file_md5(path)
             if actual != entry["md5"]:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from migraine_ml.cli import main
 from tests.conftest import ROOT
 
-SUBCOMMANDS = ("schema", "examples", "gate", "report", "smoke")
+SUBCOMMANDS = ("schema", "examples", "gate", "report", "smoke", "sweep")
 
 
 def _migraine(*args: str):
@@ -114,14 +114,15 @@ def test_schema_refusing_the_data_exits_1(tmp_path):
     assert not out.exists()
 
 
-def test_examples_writes_both_csvs(tmp_path):
+def test_examples_writes_every_example_csv(tmp_path):
     result = _migraine("examples", "--out-dir", tmp_path, "--seed", "1")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "headache_clinic.csv",
         "headache_diary.csv",
         "headache_yes_no.csv",
     ]
-    assert result.stdout.count("wrote ") == 2
+    assert result.stdout.count("wrote ") == 3
 
 
 @pytest.mark.parametrize("url", ["ftp://example.org", "example.org", "file:///etc/passwd"])
