@@ -21,11 +21,12 @@ import yaml
 from migraine_ml import persist
 from migraine_ml.data.schema import Schema, schema_from_dict
 from migraine_ml.modeling.fastpath import CompiledPipeline, decode_categories, reference_output
+from migraine_ml.pipeline import RANKS
 
 logger = logging.getLogger(__name__)
 
 # What the service loads of models/: the champion it serves and the runner-up it describes.
-SERVED_RANKS = ("champion", "runner_up")
+SERVED_RANKS = RANKS
 
 
 def file_hashes(directory: Path) -> dict[str, str]:

@@ -81,7 +81,9 @@ def _run(repo: Path, *command: str) -> float:
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     )
     started = time.perf_counter()
-    subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
     return round(time.perf_counter() - started, 1)
 
 
@@ -107,6 +109,9 @@ def bench_table(name: str, scratch: Path, seed: int) -> dict:
         _run(repo, *command)
     schema = (sys.executable, "-m", "migraine_ml.cli", "schema", "--data", str(csv))
     _run(repo, *schema, "--target", target, *roles, "--out", f"schemas/{name}.yaml")
+    identity = ("-c", "user.email=bench@example.invalid", "-c", "user.name=bench")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", *identity, "commit", "-qm", "table and schema")  # dvclive needs a commit
     seconds = {"up_to_features": _run(repo, sys.executable, "-m", "dvc", "repro", "features")}
     for stage in ("train", "evaluate"):
         seconds[stage] = _run(repo, sys.executable, "-m", "dvc", "repro", "-s", stage)

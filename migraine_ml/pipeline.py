@@ -14,6 +14,14 @@ from typing import Any
 from joblib import Memory
 from sklearn.pipeline import Pipeline
 
+# The ranks of the saved models of a task (models/<classifier|regressor>-<rank>.skops):
+# the top two by cross-validation, and the reference model (a default logistic or
+# linear regression on the validated columns; also the candidate's name).
+CHAMPION = "champion"
+RUNNER_UP = "runner_up"
+REFERENCE = "reference"
+RANKS = (CHAMPION, RUNNER_UP)
+
 # The served pipeline's steps.
 PREPROCESS = "preprocess"
 FEATURES = "features"

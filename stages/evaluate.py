@@ -12,7 +12,7 @@ from migraine_ml.data.schema import load_schema
 from migraine_ml.evaluation.evaluate import EvaluateConfig, Procedure, evaluate_champions
 from migraine_ml.evaluation.plots import log_plots
 from migraine_ml.evaluation.report import render_report
-from migraine_ml.modeling.training import TrainConfig
+from migraine_ml.modeling.plan import TrainConfig
 from stages.common import parser, read_params, setup_logging, write_json
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 from migraine_ml import persist
 from migraine_ml.data.schema import load_schema
 from migraine_ml.modeling import tracking
-from migraine_ml.modeling.training import TrainConfig, train_models
+from migraine_ml.modeling.plan import TrainConfig
+from migraine_ml.modeling.training import train_models
 from stages.common import parser, read_params, setup_logging, write_json
 
 logger = logging.getLogger("train")

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.inspection import permutation_importance
 
 from migraine_ml import persist
@@ -33,19 +32,21 @@ from migraine_ml.evaluation.metrics import (
     LOWER_IS_BETTER,
     PRIMARY,
     PairedDifference,
-    classification_metrics,
+    baseline,
     paired_difference,
-    regression_metrics,
     rounded,
     score_with_intervals,
+    task_metrics,
 )
 from migraine_ml.evaluation.nested import CvEstimate, repeated_cv_estimate
 from migraine_ml.evaluation.notes import ceiling_of, grouping_note, matching_oracle, multiclass_note
+from migraine_ml.modeling.plan import TrainConfig, plan_tasks
 from migraine_ml.modeling.tasks import task_rows
-from migraine_ml.modeling.training import TrainConfig, plan_tasks
-from migraine_ml.modeling.zoo import REFERENCE
+from migraine_ml.pipeline import REFERENCE
 
 logger = logging.getLogger(__name__)
+
+HELD_OUT = "held-out test split"
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def evaluate_task(
         return model.predict_proba(X) if classification else model.predict(X)
 
     def metrics_of(y, out):
-        return classification_metrics(y, out) if classification else regression_metrics(y, out)
+        return task_metrics(y, out, classification=classification)
 
     y_test = np.asarray(y_test)
     test_out = {rank: outputs(model, X_test) for rank, model in {**models, "dummy": dummy}.items()}
@@ -234,7 +235,7 @@ class TaskEvaluation:
     importance: dict[str, float]  # raw column -> mean score drop when shuffled
     importance_spread: dict[str, float]
     reference_note: str  # does the champion beat the reference model? (`reference_sentence`)
-    method: str = "held-out test split"  # or the repeated cross-validation that scored it
+    method: str = HELD_OUT  # or the repeated cross-validation that scored it
 
     def to_dict(self) -> dict[str, Any]:
         comparison = self.scores.champion_vs_runner_up
@@ -337,6 +338,13 @@ def evaluate_champions(
         f"{config.confidence:.0%} bootstrap intervals from {config.bootstrap_resamples} "
         f"resamples of the test rows (seed {config.seed})."
     )
+    if small:
+        method = (
+            f"Fewer than {config.cv_below} rows: each task is scored by repeated "
+            "cross-validation of the whole training procedure over all rows (its section "
+            f"says how), with {config.confidence:.0%} corrected resampled-t intervals; the "
+            "scores rate the procedure that trained the served champion."
+        )
     for task in ("classification", "regression"):
         entries = {m["rank"]: m for m in manifest["models"] if m["task"] == task}
         if not entries:
@@ -353,11 +361,6 @@ def evaluate_champions(
                 repeats=config.cv_repeats,
                 confidence=config.confidence,
                 primary=PRIMARY[entries["champion"]["cv"]["scoring"]],
-            )
-            method = (
-                f"Fewer than {config.cv_below} rows: scores are estimated by "
-                f"{estimate.describe()}, with {config.confidence:.0%} corrected resampled-t "
-                "intervals; they rate the procedure that trained the served champion."
             )
         evaluation = _evaluate_one(
             task,
@@ -427,10 +430,7 @@ def _evaluate_one(
     test_rows, y_test = task_rows(task, schema, test, classes)
     X_train, X_test = train_rows[schema.features], test_rows[schema.features]
     y_train, y_test = y_train.to_numpy(), y_test.to_numpy()
-    if task == "classification":
-        dummy = DummyClassifier(strategy="prior").fit(X_train, y_train)
-    else:
-        dummy = DummyRegressor(strategy="mean").fit(X_train, y_train)
+    dummy = baseline(classification=task == "classification").fit(X_train, y_train)
     scoring = entries["champion"]["cv"]["scoring"]
     primary = PRIMARY[scoring]
     y_scored = y_test
@@ -510,7 +510,7 @@ def _evaluate_one(
         importance=importance,
         importance_spread=spread,
         reference_note=note,
-        method=estimate.describe() if estimate else "held-out test split",
+        method=estimate.describe() if estimate else HELD_OUT,
     )
 
 

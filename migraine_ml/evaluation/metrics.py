@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
+from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import mean_absolute_error, r2_score
 
 # Higher is better for every metric except these.
@@ -176,7 +178,7 @@ class PairedDifference:
     difference: float
     ci_low: float
     ci_high: float
-    share_not_better: float  # share of resamples where first is not better
+    share_not_better: float  # share of bootstrap resamples (or CV folds) where first is not better
 
     def rounded(self, digits: int = 6) -> PairedDifference:
         return PairedDifference(*(round(v, digits) for v in astuple(self)))
@@ -232,3 +234,15 @@ def score_with_intervals(
         flat[f"{name}_ci_low"] = intervals[name].low
         flat[f"{name}_ci_high"] = intervals[name].high
     return rounded(flat)
+
+
+def task_metrics(y: np.ndarray, out: np.ndarray, *, classification: bool) -> dict[str, float]:
+    """Every metric of the task: from class probabilities, or from predicted values."""
+    return classification_metrics(y, out) if classification else regression_metrics(y, out)
+
+
+def baseline(*, classification: bool) -> Any:
+    """The dummy every model must beat: the class priors, or the mean (unfitted)."""
+    if classification:
+        return DummyClassifier(strategy="prior")
+    return DummyRegressor(strategy="mean")

@@ -22,22 +22,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
-from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from migraine_ml.evaluation.metrics import (
     PairedDifference,
-    classification_metrics,
-    regression_metrics,
+    baseline,
     rounded,
+    task_metrics,
 )
-from migraine_ml.modeling.training import Task, TrainConfig
-from migraine_ml.modeling.tuning import cv_splitter, rank, train_zoo
-from migraine_ml.modeling.zoo import REFERENCE
+from migraine_ml.modeling.plan import Task, TrainConfig, tune_task
+from migraine_ml.modeling.tuning import cv_splitter, rank
+from migraine_ml.pipeline import CHAMPION, REFERENCE
 
 logger = logging.getLogger(__name__)
 
-RANKS = ("champion", REFERENCE, "dummy")
+SCORED = (CHAMPION, REFERENCE, "dummy")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,28 @@ def _aligned(model: Any, X: Any, n_classes: int) -> np.ndarray:
     return out
 
 
+class TooFewRows(ValueError):
+    """A class has too few rows (or patients) for the outer and inner folds."""
+
+
+def check_class_sizes(
+    y: pd.Series, groups: pd.Series | None, classes: list[Any], *, folds: int, inner_folds: int
+) -> None:
+    """Every class must reach every outer test fold and every inner training fold: at
+    least `folds` members (patients, with groups), and `inner_folds` in an outer fold's
+    training rows. Otherwise a fold's model never sees the class, and says so cryptically."""
+    members = y.groupby(groups).first().value_counts() if groups is not None else y.value_counts()
+    unit = "patients" if groups is not None else "rows"
+    for code, count in members.items():
+        if count < folds or count * (folds - 1) / folds < inner_folds:
+            raise TooFewRows(
+                f"class '{classes[int(code)]}' has {count} {unit}: repeated cross-validation "
+                f"with {folds} outer and {inner_folds} inner folds needs at least "
+                f"{max(folds, int(np.ceil(inner_folds * folds / (folds - 1))))}; lower "
+                "evaluate.cv_folds, or set evaluate.cv_below: 0 to use the held-out split"
+            )
+
+
 def repeated_cv_estimate(
     task: Task,
     *,
@@ -101,17 +123,17 @@ def repeated_cv_estimate(
     groups = None if data.groups is None else data.groups.reset_index(drop=True)
     classification = data.classes is not None
     n_classes = len(data.classes or ())
+    if classification:
+        check_class_sizes(y, groups, data.classes, folds=folds, inner_folds=config.cv_folds)
 
     def outputs(model: Any, rows: Any) -> np.ndarray:
         return _aligned(model, rows, n_classes) if classification else model.predict(rows)
 
     def metrics_of(truth: np.ndarray, out: np.ndarray) -> dict[str, float]:
-        if classification:
-            return classification_metrics(truth, out)
-        return regression_metrics(truth, out)
+        return task_metrics(truth, out, classification=classification)
 
-    test: dict[str, list[dict[str, float]]] = {r: [] for r in RANKS}
-    train: dict[str, list[dict[str, float]]] = {r: [] for r in RANKS}
+    test: dict[str, list[dict[str, float]]] = {r: [] for r in SCORED}
+    train: dict[str, list[dict[str, float]]] = {r: [] for r in SCORED}
     first_repeat: dict[str, np.ndarray] = {}
     picked: Counter[str] = Counter()
     test_share = 1 / folds
@@ -121,28 +143,20 @@ def repeated_cv_estimate(
         )
         for fold, (inside, outside) in enumerate(outer.split(X, y, groups)):
             ranked = rank(
-                train_zoo(
-                    task.name,
+                tune_task(
+                    task,
                     X=X.iloc[inside],
                     y=y.iloc[inside],
                     groups=None if groups is None else groups.iloc[inside],
                     preprocessor=preprocessor,
                     builder=builder,
-                    models=task.models,
-                    seed=config.seed,
-                    folds=config.cv_folds,
-                    scoring=task.scoring,
-                    class_weight=task.class_weight,
-                    max_rows=config.max_rows,
-                    feature_search=config.feature_search,
-                    budget=config.budget,
+                    config=config,
                 )
             )
-            dummy_type = DummyClassifier if classification else DummyRegressor
             models = {
                 "champion": ranked[0].pipeline,
                 REFERENCE: next(c for c in ranked if c.name == REFERENCE).pipeline,
-                "dummy": dummy_type(strategy="prior" if classification else "mean").fit(
+                "dummy": baseline(classification=classification).fit(
                     X.iloc[inside], y.iloc[inside]
                 ),
             }

@@ -17,7 +17,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from migraine_ml.evaluation.diagnosis import Diagnosis
-from migraine_ml.evaluation.evaluate import Evaluation, TaskEvaluation
+from migraine_ml.evaluation.evaluate import HELD_OUT, Evaluation, TaskEvaluation
 from migraine_ml.evaluation.metrics import LOWER_IS_BETTER
 
 Figure = tuple[str, str]  # (caption, PNG data URI)
@@ -108,7 +108,12 @@ def scatter_figure(
 
 
 def classification_figures(
-    y: np.ndarray, outputs: dict[str, np.ndarray], classes: list[Any], names: dict[str, str]
+    y: np.ndarray,
+    outputs: dict[str, np.ndarray],
+    classes: list[Any],
+    names: dict[str, str],
+    *,
+    rows: str = "test split",
 ) -> list[Figure]:
     """Confusion matrix of the champion; for two classes also ROC, precision-recall and
     calibration curves of every model (the dummy included, as the chance line)."""
@@ -117,7 +122,7 @@ def classification_figures(
     matrix = confusion_matrix(y, predicted, labels=range(len(labels)))
     figures = [
         (
-            "Confusion matrix, champion (test split)",
+            f"Confusion matrix, champion ({rows})",
             png_data_uri(
                 confusion_figure(matrix, labels, title=f"Confusion matrix: {names['champion']}")
             ),
@@ -146,15 +151,15 @@ def classification_figures(
         ylabel=f"observed share of '{labels[1]}'",
         diagonal=True,
     )
-    figures.append(("ROC curve (test split)", png_data_uri(roc_plot)))
-    figures.append(("Precision-recall curve (test split)", png_data_uri(pr_plot)))
-    figures.append(
-        ("Calibration curve (test split, quantile bins)", png_data_uri(calibration_plot))
-    )
+    figures.append((f"ROC curve ({rows})", png_data_uri(roc_plot)))
+    figures.append((f"Precision-recall curve ({rows})", png_data_uri(pr_plot)))
+    figures.append((f"Calibration curve ({rows}, quantile bins)", png_data_uri(calibration_plot)))
     return figures
 
 
-def residual_figure(y: np.ndarray, predicted: np.ndarray, name: str) -> Figure:
+def residual_figure(
+    y: np.ndarray, predicted: np.ndarray, name: str, *, rows: str = "test split"
+) -> Figure:
     plot = scatter_figure(
         predicted,
         y - predicted,
@@ -162,7 +167,7 @@ def residual_figure(y: np.ndarray, predicted: np.ndarray, name: str) -> Figure:
         xlabel="predicted",
         ylabel="actual - predicted",
     )
-    return ("Residuals vs predicted, champion (test split)", png_data_uri(plot))
+    return (f"Residuals vs predicted, champion ({rows})", png_data_uri(plot))
 
 
 def importance_figure(
@@ -174,7 +179,7 @@ def importance_figure(
         xlabel=f"drop in {scoring} when permuted",
         title=f"Permutation importance: {name}",
     )
-    return ("Permutation importance, champion (test split)", png_data_uri(plot))
+    return ("Permutation importance, served champion (held-out test split)", png_data_uri(plot))
 
 
 def _cell(value: Any) -> str:
@@ -250,13 +255,23 @@ def diagnosis_block(diagnoses: dict[str, Diagnosis], names: dict[str, str]) -> s
     return "".join(parts)
 
 
+def _scored_rows(task: TaskEvaluation) -> str:
+    if task.method == HELD_OUT:
+        return "test split"
+    return "out-of-fold outputs of the first repeat, one champion per fold"
+
+
 def task_figures(task: TaskEvaluation) -> list[tuple[str, str]]:
     """(caption, PNG data URI) of the task's plots: curves or residuals, then importance."""
     outputs, champion = task.scores.outputs, task.names["champion"]
     if task.classes is not None:
-        figures = classification_figures(task.y_test, outputs, task.classes, task.names)
+        figures = classification_figures(
+            task.y_test, outputs, task.classes, task.names, rows=_scored_rows(task)
+        )
     else:
-        figures = [residual_figure(task.y_test, outputs["champion"], champion)]
+        figures = [
+            residual_figure(task.y_test, outputs["champion"], champion, rows=_scored_rows(task))
+        ]
     figures.append(
         importance_figure(
             task.importance, task.importance_spread, scoring=task.scoring, name=champion
@@ -289,6 +304,7 @@ def render_report(evaluation: Evaluation) -> str:
             )
         sections.append(
             f"<h2>{html.escape(task_name.capitalize())}</h2>"
+            f"<p>Scored on the {html.escape(task.method)}.</p>"
             f"<p>{html.escape(task.judgement.ceiling_note)}</p>"
             f"{metric_table(task)}{compared}"
             f'<p class="reference">{html.escape(task.reference_note)}</p>'

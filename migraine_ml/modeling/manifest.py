@@ -9,7 +9,6 @@ from typing import Any
 from migraine_ml.modeling.tuning import Candidate
 from migraine_ml.pipeline import FEATURES, SELECT
 
-RANKS = ("champion", "runner_up")
 LIBRARIES = ("sklearn", "xgboost", "lightgbm", "numpy", "pandas", "scipy", "skops")
 
 

@@ -155,7 +155,7 @@ def log_leaderboards(live_dir: str | Path, tasks: list[Any]) -> None:
     Args:
         tasks: `training.TaskResult`s (name, scoring, ranked candidates).
     """
-    from dvclive import Live  # imported here: the service imports this package, not dvclive
+    from dvclive import Live  # imported here: only the train stage logs to dvclive
 
     live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
     for task in tasks:

@@ -19,93 +19,19 @@ import pandas as pd
 from migraine_ml import persist
 from migraine_ml.data.schema import Schema
 from migraine_ml.modeling import tracking
-from migraine_ml.modeling.builder import FeatureConfig
 from migraine_ml.modeling.fastpath import ParityRecord, parity
 from migraine_ml.modeling.manifest import (
-    RANKS,
     leaderboard,
     library_versions,
     model_entry,
     model_file,
 )
-from migraine_ml.modeling.tasks import TaskData, default_scoring, task_data
-from migraine_ml.modeling.tuning import Candidate, CvFacts, cv_facts, rank, train_zoo
-from migraine_ml.modeling.zoo import REFERENCE
+from migraine_ml.modeling.plan import Task, TrainConfig, plan_tasks, tune_task
+from migraine_ml.modeling.tuning import Candidate, CvFacts, cv_facts, rank
 from migraine_ml.monitoring.reference import drift_reference, predicted_scores, prediction_profile
+from migraine_ml.pipeline import RANKS, REFERENCE
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train: params.yaml's `train` block and the few other params it uses."""
-
-    cv_folds: int
-    scoring: dict[str, str]
-    class_weight: str | None
-    max_rows: dict[str, int]
-    experiment: str
-    classifiers: dict[str, dict[str, Any]]
-    regressors: dict[str, dict[str, Any]]
-    seed: int
-    min_class_share: float
-    feature_search: dict[str, list[Any]] = field(default_factory=dict)
-    budget: dict[str, int] = field(default_factory=dict)  # zoo.Budget's limits
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
-        """From params.yaml: the `train` block, the seed, the imbalance threshold
-        (`validate.min_class_share`) and the selection choices of `features`."""
-        train = params["train"]
-        return cls(
-            cv_folds=train["cv_folds"],
-            scoring=dict(train["scoring"]),
-            class_weight=train["class_weight"],
-            max_rows=dict(train["max_rows"]),
-            experiment=train["experiment"],
-            classifiers=train["classifiers"],
-            regressors=train["regressors"],
-            seed=params["seed"],
-            min_class_share=params["validate"]["min_class_share"],
-            feature_search=FeatureConfig.from_params(params.get("features", {})).search(),
-            budget=dict(train.get("budget") or {}),
-        )
-
-
-@dataclass(frozen=True)
-class Task:
-    """A target of the schema set up for tuning: its data, scoring, class weights, models."""
-
-    data: TaskData
-    scoring: str
-    class_weight: str | None
-    models: dict[str, dict[str, Any]]
-
-    @property
-    def name(self) -> str:
-        return self.data.name
-
-
-def plan_tasks(schema: Schema, train: pd.DataFrame, config: TrainConfig) -> list[Task]:
-    """A task per target in the schema.
-
-    Classes are weighted when `class_weight` is "auto" and the rarest class is
-    below `min_class_share`; scoring "auto" is ROC-AUC for two classes and
-    macro F1 for more.
-    """
-    tasks = []
-    for data in task_data(schema, train):
-        scoring, weight = config.scoring[data.name], None
-        if data.classes is not None:
-            weight = config.class_weight
-            if weight == "auto":
-                rare = data.y.value_counts(normalize=True).min() < config.min_class_share
-                weight = "balanced" if rare else None
-            if scoring == "auto":
-                scoring = default_scoring("classification", len(data.classes))
-        models = config.classifiers if data.classes is not None else config.regressors
-        tasks.append(Task(data, scoring, weight, models))
-    return tasks
 
 
 @dataclass(frozen=True)
@@ -169,21 +95,14 @@ def train_task(
             on_done(candidate, position, total)
 
     ranked = rank(
-        train_zoo(
-            task.name,
+        tune_task(
+            task,
             X=X,
             y=data.y,
             groups=data.groups,
             preprocessor=preprocessor,
             builder=builder,
-            models=task.models,
-            seed=config.seed,
-            folds=config.cv_folds,
-            scoring=task.scoring,
-            class_weight=task.class_weight,
-            max_rows=config.max_rows,
-            feature_search=config.feature_search,
-            budget=config.budget,
+            config=config,
             on_done=done,
         )
     )
@@ -191,6 +110,8 @@ def train_task(
     # The service's numpy fast path is used only for models that match the
     # scikit-learn pipeline on the test split's inputs (no labels are read).
     reference = next(c for c in ranked if c.name == REFERENCE)
+    # the reference is saved under its own rank even when it is also champion or
+    # runner-up: evaluation always finds it by that name
     top_two = zip(RANKS, ranked[:2], strict=False)  # one model + the reference: one rank
     for rank_name, candidate in (*top_two, (REFERENCE, reference)):
         file = model_file(task.name, rank_name)

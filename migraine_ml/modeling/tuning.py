@@ -23,7 +23,8 @@ from sklearn.model_selection import (
     GridSearchCV,
     GroupKFold,
     KFold,
-    RandomizedSearchCV,
+    ParameterGrid,
+    ParameterSampler,
     StratifiedGroupKFold,
     StratifiedKFold,
 )
@@ -32,7 +33,6 @@ from sklearn.pipeline import Pipeline
 from migraine_ml.data.preprocess import group_separation
 from migraine_ml.modeling.selection import ALL
 from migraine_ml.modeling.zoo import (
-    REFERENCE,
     Budget,
     FitSize,
     Subsampled,
@@ -41,7 +41,7 @@ from migraine_ml.modeling.zoo import (
     reference_model,
     search_space,
 )
-from migraine_ml.pipeline import FEATURES, MODEL, SELECT, served_pipeline
+from migraine_ml.pipeline import FEATURES, MODEL, REFERENCE, SELECT, served_pipeline
 
 # The reference model sees the validated columns alone, every one of them.
 REFERENCE_FEATURES = {"pool": "plain", "n_features": ALL}
@@ -140,11 +140,33 @@ def fit_size(estimator: Any, y: pd.Series, *, task: str, folds: int) -> FitSize:
     return FitSize(rows, max(1, int(y.value_counts().min() * rows / len(y))))
 
 
-def _choices(distributions: dict[str, Any]) -> int | None:
-    """How many combinations a space of lists holds (None when a distribution is in it)."""
-    if not all(isinstance(v, list) for v in distributions.values()):
-        return None
-    return int(np.prod([len(v) for v in distributions.values()]))
+def draws(
+    model_space: dict[str, Any], feature_choices: dict[str, list[Any]], *, n_iter: int, seed: int
+) -> list[dict[str, list[Any]]]:
+    """The candidates a search tries, as one-point grids for GridSearchCV.
+
+    `n_iter` random draws of the model's own space (a space of lists alone is
+    tried without repeats), each paired with a combination of the selection's
+    choices in turn, and at least one draw per combination: every feature pool
+    and count is tried, so cross-validation, not the luck of the draw, decides
+    whether engineering earns its place.
+    """
+    combinations = list(ParameterGrid(feature_choices)) if feature_choices else [{}]
+    if model_space and all(isinstance(v, list) for v in model_space.values()):
+        n_iter = min(n_iter, len(ParameterGrid(model_space)))
+    count = max(n_iter, len(combinations)) if model_space else len(combinations)
+    sampled = (
+        list(ParameterSampler(model_space, n_iter=min(n_iter, count), random_state=seed))
+        if model_space
+        else [{}]
+    )
+    return [
+        {
+            k: [v]
+            for k, v in (sampled[i % len(sampled)] | combinations[i % len(combinations)]).items()
+        }
+        for i in range(count)
+    ]
 
 
 def tune(
@@ -183,19 +205,13 @@ def tune(
         prefix=param_prefix(estimator),
         size=fit_size(estimator, y, task=task, folds=folds),
     )
-    distributions |= {selection + k: list(v) for k, v in (feature_search or {}).items()}
+    choices = {selection + k: list(v) for k, v in (feature_search or {}).items()}
     started = time.perf_counter()
     cv = cv_splitter(task, folds=folds, seed=seed, grouped=groups is not None)
-    common = {"scoring": scoring, "cv": cv, "refit": True, "n_jobs": 1, "error_score": "raise"}
-    if distributions:
-        combinations = _choices(distributions)
-        if combinations is not None:  # sample a small grid without repeats
-            n_iter = min(n_iter, combinations)
-        search = RandomizedSearchCV(
-            pipeline, distributions, n_iter=n_iter, random_state=seed, **common
-        )
-    else:  # nothing to tune (e.g. ordinary least squares): cross-validate once
-        search = GridSearchCV(pipeline, {}, **common)
+    grid = draws(distributions, choices, n_iter=n_iter, seed=seed)
+    search = GridSearchCV(
+        pipeline, grid, scoring=scoring, cv=cv, refit=True, n_jobs=1, error_score="raise"
+    )
     search.fit(X, y, groups=groups)
     best = search.best_estimator_
     best.memory = None  # the saved pipeline must not point into a temp cache
@@ -213,7 +229,11 @@ def tune(
         scoring=scoring,
         cv_mean=float(search.cv_results_["mean_test_score"][i]),
         cv_std=float(search.cv_results_["std_test_score"][i]),
-        params={k.split("__")[-1]: _plain(v) for k, v in search.best_params_.items()},
+        params={
+            k.split("__")[-1]: _plain(v)
+            for k, v in search.best_params_.items()
+            if not k.startswith(selection)  # the selection's choice is in `features`
+        },
         fit_seconds=time.perf_counter() - started,
         n_iter=len(search.cv_results_["params"]),
         pipeline=best,

@@ -6,10 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from lightgbm import LGBMClassifier, LGBMRegressor
 from scipy import stats
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -18,51 +16,15 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
-from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
-from sklearn.utils.validation import check_is_fitted
 from xgboost import XGBClassifier, XGBRegressor
 
+from migraine_ml.modeling.subsampled import Subsampled
 from migraine_ml.pipeline import MODEL
 
 N_JOBS = 2  # this machine's cores; the search itself runs sequentially
-
-
-class Subsampled(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
-    """Fit the wrapped classifier on at most `max_rows` stratified rows.
-
-    Kernel SVMs cost O(n^2..n^3) to fit and KNN O(n) per prediction, so their
-    cost is bounded by subsampling the training rows; the manifest says so.
-    """
-
-    def __init__(self, estimator: Any = None, *, max_rows: int = 2000, seed: int = 0):
-        self.estimator = estimator
-        self.max_rows = max_rows
-        self.seed = seed
-
-    def fit(self, X: Any, y: Any) -> Subsampled:
-        y = np.asarray(y)
-        self.rows_seen_ = min(len(y), self.max_rows)
-        if len(y) > self.max_rows:
-            X, _, y, _ = train_test_split(
-                X, y, train_size=self.max_rows, stratify=y, random_state=self.seed
-            )
-        self.estimator_ = clone(self.estimator).fit(X, y)
-        self.classes_ = self.estimator_.classes_
-        if hasattr(self.estimator_, "feature_names_in_"):
-            self.feature_names_in_ = self.estimator_.feature_names_in_
-        self.n_features_in_ = self.estimator_.n_features_in_
-        return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
 
 
 @dataclass(frozen=True)
@@ -71,7 +33,8 @@ class Budget:
 
     Boosting fits one tree per class and round on more than two classes, so the
     rounds shrink with the classes to keep the trees per fit at `max_trees`
-    (and at most `rounds`); below `threads_from_rows` rows a second thread costs
+    (and at most `rounds`; gradient boosting too, and it stops early); below
+    `threads_from_rows` rows a second thread costs
     more than it saves (thread start-up per tree).
     """
 
@@ -84,7 +47,7 @@ class Budget:
     @property
     def n_estimators(self) -> int:
         per_round = self.n_classes if self.n_classes > 2 else 1
-        return max(25, min(self.rounds, self.max_trees // per_round))
+        return max(1, min(self.rounds, self.max_trees // per_round))
 
     @property
     def n_jobs(self) -> int:
@@ -98,8 +61,11 @@ def _classifiers(seed: int, class_weight: str | None, max_rows: dict[str, int], 
         "random_forest": RandomForestClassifier(
             n_estimators=200, class_weight=class_weight, random_state=seed, n_jobs=n_jobs
         ),
-        # stops when 10 rounds in a row do not improve on a 10 % validation share
-        "gradient_boosting": GradientBoostingClassifier(random_state=seed, n_iter_no_change=10),
+        # at most the budget's rounds; stops when 10 in a row do not improve on a 10 %
+        # validation share
+        "gradient_boosting": GradientBoostingClassifier(
+            n_estimators=n_estimators, n_iter_no_change=10, random_state=seed
+        ),
         "xgboost": XGBClassifier(
             n_estimators=n_estimators,
             tree_method="hist",
@@ -135,7 +101,9 @@ def _regressors(seed: int, budget: Budget):
         "lasso": Lasso(random_state=seed, max_iter=5000),
         "elastic_net": ElasticNet(random_state=seed, max_iter=5000),
         "random_forest": RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=n_jobs),
-        "gradient_boosting": GradientBoostingRegressor(random_state=seed, n_iter_no_change=10),
+        "gradient_boosting": GradientBoostingRegressor(
+            n_estimators=n_estimators, n_iter_no_change=10, random_state=seed
+        ),
         "xgboost": XGBRegressor(
             n_estimators=n_estimators,
             tree_method="hist",
@@ -147,9 +115,6 @@ def _regressors(seed: int, budget: Budget):
             n_estimators=n_estimators, random_state=seed, n_jobs=n_jobs, verbose=-1
         ),
     }
-
-
-REFERENCE = "reference"
 
 
 def reference_model(task: str) -> Any:
@@ -218,7 +183,13 @@ def search_space(
         if isinstance(values, dict) and set(values) == {"randint_rows"}:
             if size is None:
                 raise ValueError(f"search space '{name}': randint_rows needs the fit size")
-            low, high = size.scaled(*values["randint_rows"])
+            fractions = values["randint_rows"]
+            if not (len(fractions) == 2 and 0 < fractions[0] <= fractions[1] <= 1):
+                raise ValueError(
+                    f"search space '{name}': randint_rows takes two fractions of the rows, "
+                    f"0 < low <= high <= 1, got {fractions!r}"
+                )
+            low, high = size.scaled(*fractions)
             space[prefix + name] = stats.randint(low, high + 1)
             resolved[name] = [low, high]
             continue

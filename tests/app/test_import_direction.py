@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING = tuple(
-    f"migraine_ml.modeling.{name}" for name in ("tasks", "tracking", "zoo", "training", "tuning")
+    f"migraine_ml.modeling.{name}"
+    for name in ("tasks", "plan", "tracking", "zoo", "training", "tuning")
 )
 
 
@@ -85,4 +86,29 @@ def test_loading_the_service_loads_no_training_code_or_pipeline_tools():
         check=True,
     ).stdout.split()
     heavy = ("stages", "mlflow", "dvc", "dvclive", "matplotlib", *TRAINING)
+    assert [m for m in loaded if any(m == h or m.startswith(f"{h}.") for h in heavy)] == []
+
+
+def test_loading_a_subsampled_model_loads_no_training_code(tmp_path):
+    """Pins a bug: the SVM/KNN wrapper lived in the zoo, so the service imported the
+    whole zoo (training code) whenever such a model was champion."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from migraine_ml import persist
+    from migraine_ml.modeling.subsampled import Subsampled
+
+    model = Subsampled(KNeighborsClassifier(n_neighbors=1), max_rows=10).fit(
+        [[0.0], [1.0], [2.0], [3.0]], [0, 1, 0, 1]
+    )
+    path = tmp_path / "knn.skops"
+    persist.save(model, path)
+    code = (
+        "import sys, app; from migraine_ml import persist; "
+        f"persist.load({str(path)!r}); print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "migraine_ml.modeling.subsampled" in loaded
+    heavy = ("mlflow", "dvc", *TRAINING)
     assert [m for m in loaded if any(m == h or m.startswith(f"{h}.") for h in heavy)] == []

@@ -84,3 +84,18 @@ def test_subsampled_bounds_the_training_rows():
     assert (model.predict(X) == y).mean() > 0.9
     small = Subsampled(LogisticRegression(), max_rows=5000).fit(X, y)
     assert small.rows_seen_ == 1000
+
+
+@pytest.mark.parametrize("fractions", [[0.2, 0.1], [0, 0.1], [0.1, 2], [0.1]])
+def test_data_sized_ranges_refuse_fractions_out_of_order_or_range(fractions):
+    with pytest.raises(ValueError, match="randint_rows takes two fractions"):
+        search_space({"k": {"randint_rows": fractions}}, prefix="", size=FitSize(100))
+
+
+def test_the_boosting_budget_shrinks_rounds_with_classes():
+    from migraine_ml.modeling.zoo import Budget
+
+    assert Budget(n_classes=2).n_estimators == 300  # binary: one tree a round
+    assert Budget(n_classes=7).n_estimators == 85  # 600 trees / 7 classes
+    assert Budget(n_classes=7, max_trees=6).n_estimators == 1  # never more than max_trees
+    assert Budget(rows=100).n_jobs == 1 and Budget(rows=10_000).n_jobs == 2

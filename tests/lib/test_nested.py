@@ -6,7 +6,7 @@ from migraine_ml.data.preprocess import drop_unusable_rows, make_preprocessor
 from migraine_ml.data.validation import coerce_types
 from migraine_ml.evaluation.nested import corrected_interval, repeated_cv_estimate
 from migraine_ml.modeling.features import make_feature_builder
-from migraine_ml.modeling.training import TrainConfig, plan_tasks
+from migraine_ml.modeling.plan import TrainConfig, plan_tasks
 
 
 def test_the_corrected_interval_is_wider_than_the_naive_one():
@@ -81,3 +81,14 @@ def test_the_whole_procedure_is_scored_on_rows_it_never_saw(cohort, schema, conf
     )
     assert len(severity.y) == len(regression.data.rows)
     assert severity.test["champion"]["r2"] > severity.test["dummy"]["r2"]
+
+
+def test_a_class_too_small_for_the_folds_is_named():
+    import pandas as pd
+
+    from migraine_ml.evaluation.nested import TooFewRows, check_class_sizes
+
+    y = pd.Series([0] * 40 + [1] * 4)
+    with pytest.raises(TooFewRows, match=r"class 'rare' has 4 rows: .* needs at least 5"):
+        check_class_sizes(y, None, ["common", "rare"], folds=5, inner_folds=3)
+    check_class_sizes(y, None, ["common", "rare"], folds=4, inner_folds=3)

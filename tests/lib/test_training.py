@@ -5,8 +5,8 @@ import pytest
 from migraine_ml.data.preprocess import drop_unusable_rows, make_preprocessor
 from migraine_ml.data.validation import coerce_types
 from migraine_ml.modeling.features import make_feature_builder
+from migraine_ml.modeling.plan import TrainConfig, plan_tasks
 from migraine_ml.modeling.tasks import class_labels, default_scoring, regression_rows
-from migraine_ml.modeling.training import TrainConfig, plan_tasks
 from migraine_ml.modeling.tuning import cv_facts, cv_splitter, rank, train_zoo
 
 CHEAP = {
@@ -88,10 +88,10 @@ def test_the_search_chooses_the_feature_pool_and_count(rows, schema, steps):
         feature_search={"pool": ["plain", "engineered"], "n_features": [3, "all"]},
     )
     assert candidate.n_iter == 4  # a grid of four choices, each tried once (no repeats)
-    assert candidate.params.keys() == {"pool", "n_features"}
+    assert candidate.params == {}  # the model's own; the selection's choice is in features
     assert candidate.summary()["features"] == candidate.features
     select = candidate.pipeline.named_steps["features"].named_steps["select"]
-    assert select.pool == candidate.params["pool"]
+    assert select.pool == candidate.features["pool"]
     assert candidate.features["n_features"] == len(select.selected_)
 
 
@@ -217,3 +217,43 @@ def test_plan_tasks_weights_rare_classes_and_scores_many_classes_by_macro_f1():
     assert len(task.data.classes) == 7 and task.data.groups.name == "patient_id"
     (fixed,) = plan_tasks(schema, diary, _config(class_weight=None))
     assert fixed.class_weight is None
+
+
+def test_every_feature_choice_is_tried_whatever_the_model_budget():
+    from scipy import stats
+
+    from migraine_ml.modeling.tuning import draws
+
+    grid = draws(
+        {"C": stats.loguniform(0.01, 1)},
+        {"pool": ["plain", "engineered"], "n_features": [10, "all"]},
+        n_iter=3,
+        seed=0,
+    )
+    assert len(grid) == 4  # more than n_iter: one per combination of the selection's choices
+    chosen = {(g["pool"][0], g["n_features"][0]) for g in grid}
+    assert chosen == {("plain", 10), ("plain", "all"), ("engineered", 10), ("engineered", "all")}
+    assert len({g["C"][0] for g in grid}) == 3  # the model's own three draws, reused in turn
+    # nothing to tune and nothing to choose: cross-validate once
+    assert draws({}, {}, n_iter=10, seed=0) == [{}]
+    # a small grid of lists is tried without repeats
+    assert len(draws({"alpha": [0.1, 1.0]}, {}, n_iter=6, seed=0)) == 2
+
+
+def test_a_mistyped_budget_key_is_named():
+    params = {
+        "seed": 0,
+        "validate": {"min_class_share": 0.1},
+        "train": {
+            "cv_folds": 3,
+            "scoring": {},
+            "class_weight": None,
+            "max_rows": {},
+            "experiment": "t",
+            "classifiers": {},
+            "regressors": {},
+            "budget": {"max_tree": 10},
+        },
+    }
+    with pytest.raises(ValueError, match=r"train.budget: \['max_tree'\] are not among"):
+        TrainConfig.from_params(params)

@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -217,3 +219,27 @@ def test_stages_holds_only_thin_dvc_stages():
     assert scripts == declared
     for name in scripts:
         assert len((root / "stages" / name).read_text().splitlines()) <= 60, name
+
+
+@pytest.mark.parametrize(
+    "stage", ["generate", "validate", "preprocess", "features", "train", "evaluate"]
+)
+def test_each_stage_declares_exactly_the_library_modules_it_runs(stage):
+    """DVC reruns a stage when a dependency changes: every module the stage imports,
+    directly or not, must be listed, and nothing it does not import."""
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        f"import sys, importlib; importlib.import_module('stages.{stage}'); "
+        "print(' '.join(m.__file__ for n, m in sys.modules.items() "
+        "if n.startswith('migraine_ml') and getattr(m, '__file__', None)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    imported = {
+        Path(f).resolve().relative_to(root).as_posix()
+        for f in loaded
+        if not f.endswith("__init__.py")
+    }
+    deps = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    assert {d for d in deps if d.startswith("migraine_ml/")} == imported
