@@ -3,6 +3,10 @@
 Order matters: duplicates go first (a row and its copy on both sides of the
 split would leak), then the split, and only then is anything fitted, on the
 train side alone.
+
+One module for one stage's concern: the split, the transformers it fits (with
+their fast-path replays) and the stage's function read together; hence its
+length (~450 lines).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Types and ranges are checked with pandera; the dataset-level checks (missing
 share, class sizes, duplicates) are plain pandas counts.
+
+Every check of the validate stage lives here, each short; hence the module's
+length (~400 lines).
 """
 
 from __future__ import annotations

@@ -51,6 +51,9 @@ The rule, with every threshold a keyword argument of `check_drift`:
   5-point drop is 1.6 sd of the window's accuracy: about 5 % false alarms.
 
 A report's `drifted_features` are what each prediction's `drift_warning` names.
+
+The drift rule, its statistics and their results read together; hence the
+module's length (~600 lines).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from migraine_ml.evaluation.diagnosis import (
     diagnose,
     quality_gate,
 )
-from migraine_ml.evaluation.evaluate import evaluate_task, reference_sentence
+from migraine_ml.evaluation.judging import evaluate_task, reference_sentence
 from migraine_ml.evaluation.metrics import (
     PairedDifference,
     bootstrap,
