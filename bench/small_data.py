@@ -148,10 +148,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="migraine-bench-small-") as scratch:
         for name in args.tables:
             results[name] = bench_table(name, Path(scratch), args.seed)
+            results["machine"] = f"{os.cpu_count()} cores"
             print(name, json.dumps(results[name]), flush=True)
-    results["machine"] = f"{os.cpu_count()} cores"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=2) + "\n")  # after each table
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ class EvaluateConfig:
     permutation_repeats: int
     seed: int
     cv_below: int = 0  # fewer usable rows: repeated cross-validation, not the held-out split
-    cv_folds: int = 5
+    cv_folds: int = 3
     cv_repeats: int = 2
 
     @classmethod

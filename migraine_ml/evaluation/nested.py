@@ -88,21 +88,35 @@ class TooFewRows(ValueError):
 
 
 def check_class_sizes(
-    y: pd.Series, groups: pd.Series | None, classes: list[Any], *, folds: int, inner_folds: int
+    y: pd.Series,
+    groups: pd.Series | None,
+    classes: list[Any],
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    inner_folds: int,
 ) -> None:
-    """Every class must reach every outer test fold and every inner training fold: at
-    least `folds` members (patients, with groups), and `inner_folds` in an outer fold's
-    training rows. Otherwise a fold's model never sees the class, and says so cryptically."""
-    members = y.groupby(groups).first().value_counts() if groups is not None else y.value_counts()
-    unit = "patients" if groups is not None else "rows"
-    for code, count in members.items():
-        if count < folds or count * (folds - 1) / folds < inner_folds:
-            raise TooFewRows(
-                f"class '{classes[int(code)]}' has {count} {unit}: repeated cross-validation "
-                f"with {folds} outer and {inner_folds} inner folds needs at least "
-                f"{max(folds, int(np.ceil(inner_folds * folds / (folds - 1))))}; lower "
-                "evaluate.cv_folds, or set evaluate.cv_below: 0 to use the held-out split"
-            )
+    """Every outer fold's training rows must hold every class often enough for the inner
+    folds to keep it in each of their training parts (`inner_folds` rows, or 2 patients
+    with groups). Otherwise a fold's model never sees the class and fails cryptically
+    (XGBoost: "Invalid classes inferred"); this says which class, before any fitting."""
+    unit, needed = ("patients", 2) if groups is not None else ("rows", inner_folds)
+    for inside, _ in splits:
+        rows = y.iloc[inside]
+        members = (
+            rows.groupby(groups.iloc[inside]).first().value_counts()
+            if groups is not None
+            else rows.value_counts()
+        )
+        for code, name in enumerate(classes):
+            count = int(members.get(code, 0))
+            if count < needed:
+                total = y.groupby(groups).first() if groups is not None else y
+                raise TooFewRows(
+                    f"class '{name}' has {int((total == code).sum())} {unit}; an outer fold's "
+                    f"training part keeps {count}, fewer than the {needed} the "
+                    f"{inner_folds} inner folds need: lower evaluate.cv_folds, or set "
+                    "evaluate.cv_below: 0 to use the held-out split"
+                )
 
 
 def repeated_cv_estimate(
@@ -123,8 +137,15 @@ def repeated_cv_estimate(
     groups = None if data.groups is None else data.groups.reset_index(drop=True)
     classification = data.classes is not None
     n_classes = len(data.classes or ())
+    splits = [
+        (inside, outside)
+        for repeat in range(repeats)
+        for inside, outside in cv_splitter(
+            task.name, folds=folds, seed=config.seed + repeat, grouped=groups is not None
+        ).split(X, y, groups)
+    ]
     if classification:
-        check_class_sizes(y, groups, data.classes, folds=folds, inner_folds=config.cv_folds)
+        check_class_sizes(y, groups, data.classes, splits, inner_folds=config.cv_folds)
 
     def outputs(model: Any, rows: Any) -> np.ndarray:
         return _aligned(model, rows, n_classes) if classification else model.predict(rows)
@@ -137,49 +158,44 @@ def repeated_cv_estimate(
     first_repeat: dict[str, np.ndarray] = {}
     picked: Counter[str] = Counter()
     test_share = 1 / folds
-    for repeat in range(repeats):
-        outer = cv_splitter(
-            task.name, folds=folds, seed=config.seed + repeat, grouped=groups is not None
+    for number, (inside, outside) in enumerate(splits):
+        first = number < folds  # the first repeat's out-of-fold outputs feed the plots
+        ranked = rank(
+            tune_task(
+                task,
+                X=X.iloc[inside],
+                y=y.iloc[inside],
+                groups=None if groups is None else groups.iloc[inside],
+                preprocessor=preprocessor,
+                builder=builder,
+                config=config,
+            )
         )
-        for fold, (inside, outside) in enumerate(outer.split(X, y, groups)):
-            ranked = rank(
-                tune_task(
-                    task,
-                    X=X.iloc[inside],
-                    y=y.iloc[inside],
-                    groups=None if groups is None else groups.iloc[inside],
-                    preprocessor=preprocessor,
-                    builder=builder,
-                    config=config,
-                )
-            )
-            models = {
-                "champion": ranked[0].pipeline,
-                REFERENCE: next(c for c in ranked if c.name == REFERENCE).pipeline,
-                "dummy": baseline(classification=classification).fit(
-                    X.iloc[inside], y.iloc[inside]
-                ),
-            }
-            picked[ranked[0].name] += 1
-            for name, model in models.items():
-                out = outputs(model, X.iloc[outside])
-                test[name].append(metrics_of(y.to_numpy()[outside], out))
-                train[name].append(metrics_of(y.to_numpy()[inside], outputs(model, X.iloc[inside])))
-                if repeat == 0:
-                    if name not in first_repeat:
-                        shape = (len(y), n_classes) if classification else (len(y),)
-                        first_repeat[name] = np.zeros(shape)
-                    first_repeat[name][outside] = out
-            logger.info(
-                "%s: outer fold %d/%d picked %s: %s=%.4f (reference %.4f)",
-                task.name,
-                repeat * folds + fold + 1,
-                repeats * folds,
-                ranked[0].name,
-                primary,
-                test["champion"][-1][primary],
-                test[REFERENCE][-1][primary],
-            )
+        models = {
+            "champion": ranked[0].pipeline,
+            REFERENCE: next(c for c in ranked if c.name == REFERENCE).pipeline,
+            "dummy": baseline(classification=classification).fit(X.iloc[inside], y.iloc[inside]),
+        }
+        picked[ranked[0].name] += 1
+        for name, model in models.items():
+            out = outputs(model, X.iloc[outside])
+            test[name].append(metrics_of(y.to_numpy()[outside], out))
+            train[name].append(metrics_of(y.to_numpy()[inside], outputs(model, X.iloc[inside])))
+            if first:
+                if name not in first_repeat:
+                    shape = (len(y), n_classes) if classification else (len(y),)
+                    first_repeat[name] = np.zeros(shape)
+                first_repeat[name][outside] = out
+        logger.info(
+            "%s: outer fold %d/%d picked %s: %s=%.4f (reference %.4f)",
+            task.name,
+            number + 1,
+            len(splits),
+            ranked[0].name,
+            primary,
+            test["champion"][-1][primary],
+            test[REFERENCE][-1][primary],
+        )
     summary = {}
     for name, runs in test.items():
         flat = {}

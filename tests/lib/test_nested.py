@@ -87,8 +87,15 @@ def test_a_class_too_small_for_the_folds_is_named():
     import pandas as pd
 
     from migraine_ml.evaluation.nested import TooFewRows, check_class_sizes
+    from migraine_ml.modeling.tuning import cv_splitter
 
     y = pd.Series([0] * 40 + [1] * 4)
-    with pytest.raises(TooFewRows, match=r"class 'rare' has 4 rows: .* needs at least 5"):
-        check_class_sizes(y, None, ["common", "rare"], folds=5, inner_folds=3)
-    check_class_sizes(y, None, ["common", "rare"], folds=4, inner_folds=3)
+    splits = list(cv_splitter("classification", folds=3, seed=0, grouped=False).split(y, y))
+    # 4 rare rows: an outer training part keeps 2 or 3, fewer than 3 inner folds need
+    with pytest.raises(TooFewRows, match=r"class 'rare' has 4 rows; an outer fold's training"):
+        check_class_sizes(y, None, ["common", "rare"], splits, inner_folds=3)
+    check_class_sizes(y, None, ["common", "rare"], splits, inner_folds=2)
+    # with patients, two in every outer training part are enough
+    groups = pd.Series([*range(40), 100, 100, 101, 102])
+    grouped = list(cv_splitter("classification", folds=3, seed=0, grouped=True).split(y, y, groups))
+    check_class_sizes(y, groups, ["common", "rare"], grouped, inner_folds=3)
