@@ -102,17 +102,17 @@ def check_class_sizes(
     unit, needed = ("patients", 2) if groups is not None else ("rows", inner_folds)
     for inside, _ in splits:
         rows = y.iloc[inside]
-        members = (
-            rows.groupby(groups.iloc[inside]).first().value_counts()
+        members = (  # patients with a row of the class, or rows
+            groups.iloc[inside].groupby(rows).nunique()
             if groups is not None
             else rows.value_counts()
         )
         for code, name in enumerate(classes):
             count = int(members.get(code, 0))
             if count < needed:
-                total = y.groupby(groups).first() if groups is not None else y
+                total = groups[y == code].nunique() if groups is not None else (y == code).sum()
                 raise TooFewRows(
-                    f"class '{name}' has {int((total == code).sum())} {unit}; an outer fold's "
+                    f"class '{name}' has {int(total)} {unit}; an outer fold's "
                     f"training part keeps {count}, fewer than the {needed} the "
                     f"{inner_folds} inner folds need: lower evaluate.cv_folds, or set "
                     "evaluate.cv_below: 0 to use the held-out split"

@@ -95,7 +95,10 @@ def test_a_class_too_small_for_the_folds_is_named():
     with pytest.raises(TooFewRows, match=r"class 'rare' has 4 rows; an outer fold's training"):
         check_class_sizes(y, None, ["common", "rare"], splits, inner_folds=3)
     check_class_sizes(y, None, ["common", "rare"], splits, inner_folds=2)
-    # with patients, two in every outer training part are enough
+    # with patients, two in every outer training part are enough; a patient counts for
+    # every class it has a row of (pins a bug: only its first row's class was counted)
     groups = pd.Series([*range(40), 100, 100, 101, 102])
     grouped = list(cv_splitter("classification", folds=3, seed=0, grouped=True).split(y, y, groups))
     check_class_sizes(y, groups, ["common", "rare"], grouped, inner_folds=3)
+    mixed = pd.Series([*range(40), 0, 1, 2, 3])  # the rare rows belong to common patients
+    check_class_sizes(y, mixed, ["common", "rare"], grouped, inner_folds=3)
