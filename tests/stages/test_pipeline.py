@@ -67,7 +67,7 @@ def test_repro_caches_and_reruns_only_what_changed(pipeline_repo):
     for key, value in (
         ("evaluate.overfit_gap", 0.1),
         ("train.cv_folds", 3),
-        ("features.n_features", 20),
+        ("features.n_features", "auto"),
         ("preprocess.test_size", 0.2),
         ("data.synthetic.rows", 600),
     ):
