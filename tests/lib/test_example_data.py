@@ -80,7 +80,7 @@ def test_clinical_table_has_the_shapes_it_promises(clinic):
     assert clinic["form_version"].nunique() == 1
     assert len(SYMPTOM_SHARES) == 12
     assert set(clinic[list(SYMPTOM_SHARES)].stack()) == {0, 1}
-    assert {"age", "attacks_per_month"} <= set(clinic.columns)
+    assert {"age_years", "attacks_per_month"} <= set(clinic.columns)
 
 
 @pytest.mark.parametrize("grade", list(GRADES))
