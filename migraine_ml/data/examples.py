@@ -180,7 +180,8 @@ def clinical_table(*, seed: int = 0, duplicates: int = 4) -> pd.DataFrame:
     labels = rng.permutation(np.repeat(list(CLINICAL_CLASSES), list(CLINICAL_CLASSES.values())))
     kind = np.array([list(CLINICAL_CLASSES).index(label) for label in labels])
     frame = pd.DataFrame({"patient_id": [f"C{i:04d}" for i in range(1, len(labels) + 1)]})
-    frame["age_years"] = np.clip(np.rint(rng.normal(np.take(AGE_MEANS, kind), 12)), 18, 80).astype(int)
+    ages = np.rint(rng.normal(np.take(AGE_MEANS, kind), 12))
+    frame["age_years"] = np.clip(ages, 18, 80).astype(int)
     for name, shares in SYMPTOM_SHARES.items():
         frame[name] = (rng.random(len(labels)) < np.take(shares, kind)).astype(int)
     for name, (top, tilts) in GRADES.items():
