@@ -66,11 +66,10 @@ def _budget(block: dict[str, int]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Task:
-    """A target of the schema set up for tuning: its data, scoring, class weights, models."""
+    """A target of the schema set up for tuning: its data, scoring and models."""
 
     data: TaskData
     scoring: str
-    class_weight: str | None
     models: dict[str, dict[str, Any]]
 
     @property
@@ -79,21 +78,16 @@ class Task:
 
 
 def plan_tasks(schema: Schema, train: pd.DataFrame, config: TrainConfig) -> list[Task]:
-    """A task per target in the schema.
-
-    Classes are weighted when `class_weight` is "auto" and the rarest class is
-    below `min_class_share`; scoring "auto" is ROC-AUC for two classes and
-    macro F1 for more.
-    """
+    """A task per target in the schema; scoring "auto" is ROC-AUC for two classes and
+    macro F1 for more. Class weights are decided where the task is tuned, on the
+    rows it is tuned on (`tune_task`)."""
     tasks = []
     for data in task_data(schema, train):
-        scoring, weight = config.scoring[data.name], None
-        if data.classes is not None:
-            weight = class_weight_for(data.y, config)
-            if scoring == "auto":
-                scoring = default_scoring("classification", len(data.classes))
+        scoring = config.scoring[data.name]
+        if data.classes is not None and scoring == "auto":
+            scoring = default_scoring("classification", len(data.classes))
         models = config.classifiers if data.classes is not None else config.regressors
-        tasks.append(Task(data, scoring, weight, models))
+        tasks.append(Task(data, scoring, models))
     return tasks
 
 

@@ -5,7 +5,7 @@ import pytest
 from migraine_ml.data.preprocess import drop_unusable_rows, make_preprocessor
 from migraine_ml.data.validation import coerce_types
 from migraine_ml.modeling.features import make_feature_builder
-from migraine_ml.modeling.plan import TrainConfig, plan_tasks
+from migraine_ml.modeling.plan import TrainConfig, class_weight_for, plan_tasks
 from migraine_ml.modeling.tasks import class_labels, default_scoring, regression_rows
 from migraine_ml.modeling.tuning import cv_facts, cv_splitter, rank, train_zoo
 
@@ -198,7 +198,8 @@ def _config(**overrides):
 def test_plan_tasks_follows_the_schema(rows, schema):
     classification, regression = plan_tasks(schema, rows, _config())
     assert classification.name == "classification" and classification.data.classes == [0, 1]
-    assert classification.scoring == "roc_auc" and classification.class_weight is None
+    assert classification.scoring == "roc_auc"
+    assert class_weight_for(classification.data.y, _config()) is None
     assert classification.data.groups is None and len(classification.data.rows) == len(rows)
     assert classification.models == CHEAP and regression.models == {"ridge": {}}
     # severity only where a migraine occurred
@@ -213,10 +214,10 @@ def test_plan_tasks_weights_rare_classes_and_scores_many_classes_by_macro_f1():
     diary = headache_diary(seed=1).drop_duplicates()
     schema = infer_schema(diary, target="headache_type", group="patient_id").schema
     (task,) = plan_tasks(schema, diary, _config())
-    assert task.scoring == "f1_macro" and task.class_weight == "balanced"
+    assert task.scoring == "f1_macro"
+    assert class_weight_for(task.data.y, _config()) == "balanced"
     assert len(task.data.classes) == 7 and task.data.groups.name == "patient_id"
-    (fixed,) = plan_tasks(schema, diary, _config(class_weight=None))
-    assert fixed.class_weight is None
+    assert class_weight_for(task.data.y, _config(class_weight=None)) is None
 
 
 def test_every_feature_choice_is_tried_whatever_the_model_budget():
