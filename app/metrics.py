@@ -28,6 +28,12 @@ class ServiceMetrics:
     batch_size: Histogram
 
 
+def registry_kwargs(app: Flask) -> dict:
+    """Keyword arguments for a metric of this app: its own registry outside gunicorn."""
+    registry = app.extensions["metrics_registry"]
+    return {"registry": registry} if registry is not None else {}
+
+
 def init_app(app: Flask) -> None:
     multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     if multiprocess:
@@ -43,7 +49,8 @@ def init_app(app: Flask) -> None:
         exporter = PrometheusMetrics(
             app, group_by="endpoint", buckets=LATENCY_BUCKETS, registry=registry
         )
-    kwargs = {"registry": registry} if registry is not None else {}
+    app.extensions["metrics_registry"] = registry
+    kwargs = registry_kwargs(app)
     service = ServiceMetrics(
         predictions=Counter(
             "migraine_predictions",
