@@ -77,3 +77,11 @@ def mlflow_uri(tmp_path_factory) -> str:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (tests/postgres.py): `.url`, stop(), start()."""
+    from tests.postgres import postgres_server
+
+    yield from postgres_server()
