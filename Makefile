@@ -100,11 +100,27 @@ gate: setup
 bench: setup
 	$(BIN)/python bench/train_time.py --runs 3
 
+# promtool and amtool come from Debian's prometheus and prometheus-alertmanager: where one
+# is missing its checks are skipped with a note, except in CI, which must have them (.ci/run).
+need_tool = command -v $(1) >/dev/null || { if [ -n "$$CI" ]; then \
+	echo "$(1) missing: CI must install Debian's $(2) (.ci/run)" >&2; exit 1; fi; \
+	echo "skipped: $(1) not installed (apt-get install $(2))"; exit 0; }
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/yamllint -s .github/ dvc.yaml params.yaml schemas/ .pre-commit-config.yaml
+	$(BIN)/yamllint -s .github/ dvc.yaml params.yaml schemas/ monitoring/ .pre-commit-config.yaml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
+	$(BIN)/python monitoring/grafana/dashboard.py --check
+	@$(call need_tool,promtool,prometheus); set -x; \
+	promtool check rules monitoring/prometheus/rules.yml && \
+	cd monitoring/prometheus && promtool test rules rules.test.yml && promtool check config prometheus.yml
+	@$(call need_tool,amtool,prometheus-alertmanager); set -x; \
+	amtool check-config monitoring/alertmanager/alertmanager.yml
+
+.PHONY: dashboards
+# The Grafana dashboard JSON is generated: edit monitoring/grafana/dashboard.py, then this.
+dashboards: setup
+	$(BIN)/python monitoring/grafana/dashboard.py
 
 # Security linter and dependency audit (the audit asks PyPI's advisory data: needs network).
 security: setup
