@@ -7,9 +7,8 @@ from pathlib import Path
 
 from flask import Flask
 
-from app import errors, metrics, security
+from app import errors, metrics, prediction_log, security
 from app.model_store import ModelStore
-from app.prediction_log import PredictionLog
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +22,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         FAST_PATH=True,  # numpy fast path where training recorded parity
         MAX_BATCH=1000,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # bytes; larger bodies get 413
+        # a SQLite file, a postgresql:// URL (shared by replicas), or "off" (no logging)
         PREDICTION_LOG=str(ROOT / "data" / "predictions.db"),
+        PREDICTION_LOG_CAPACITY=10_000,  # rows buffered per worker while the database is away
         API_KEYS="",  # comma-separated; empty = no authentication (local use)
         RATELIMIT_ENABLED=False,
         RATELIMIT_DEFAULT="50 per second",
@@ -49,18 +50,20 @@ def create_app(test_config: dict | None = None) -> Flask:
         verify=app.config["VERIFY_MODELS"],
     ).load(fast_path=app.config["FAST_PATH"])
     app.extensions["model_store"] = store
-    app.extensions["prediction_log"] = PredictionLog(app.config["PREDICTION_LOG"])
 
     errors.init_app(app)
     security.init_app(app)
     metrics.init_app(app)
+    prediction_log.init_app(app)  # app.extensions["prediction_log"]
 
+    from app.feedback import bp as feedback_bp
     from app.health import bp as health_bp
     from app.introspection import bp as introspection_bp
     from app.predict import bp as predict_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(predict_bp)
+    app.register_blueprint(feedback_bp)
     app.register_blueprint(introspection_bp)
     security.apply_limits(app)
     return app

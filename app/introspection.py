@@ -32,7 +32,11 @@ def openapi():
         return jsonify({"error": "service unavailable", "detail": store.problems}), 503
     spec = current_app.extensions.get("openapi")
     if spec is None:
+        classifier = store.get("classification")
         spec = current_app.extensions["openapi"] = build_spec(
-            store.schema, store.reference, max_batch=current_app.config["MAX_BATCH"]
+            store.schema,
+            store.reference,
+            max_batch=current_app.config["MAX_BATCH"],
+            classes=classifier.classes if classifier else None,
         )
     return jsonify(spec)

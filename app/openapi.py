@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from migraine_ml.data.schema import Schema
 from migraine_ml.monitoring.reference import INPUTS, KIND, NUMERIC, SAMPLE, SHARES
+
+PREDICTION_ID_PATTERN = "^[0-9a-f]{32}$"
+# RFC 3339 date-time with its offset (JSON Schema's "date-time"), matched ignoring case
+RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
 
 
 def _field(column) -> dict[str, Any]:
@@ -62,6 +67,57 @@ def example_record(schema: Schema, reference: dict[str, Any]) -> dict[str, Any]:
     return example
 
 
+def _outcome(classes: Sequence[Any] | None) -> dict[str, Any]:
+    description = 'the true class, spelled as GET /model lists the classes (1 and "1" alike)'
+    if classes is None:
+        return {"oneOf": [{"type": "string"}, {"type": "integer"}], "description": description}
+    spellings: list[Any] = []
+    for value in classes:
+        spellings.append(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            spellings.append(str(value))
+    return {"enum": spellings, "description": description}
+
+
+def _feedback(schema: Schema, classes: Sequence[Any] | None) -> dict[str, Any]:
+    """The body of POST /feedback: a prediction id, the outcome and/or the true target."""
+    properties: dict[str, Any] = {
+        "prediction_id": {
+            "type": "string",
+            "pattern": PREDICTION_ID_PATTERN,
+            "description": "the prediction_id /predict answered",
+        },
+        "observed_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "when the outcome was observed, with its time zone; not in the "
+            "future, not before the prediction",
+        },
+    }
+    labels = []
+    if schema.classification_target:
+        properties["outcome"] = _outcome(classes)
+        labels.append("outcome")
+    if schema.regression_target:
+        key = expected_value_key(schema)
+        column = schema.columns[schema.regression_target]
+        target: dict[str, Any] = {
+            "type": "number",
+            "description": f"the true {schema.regression_target}",
+        }
+        if column.range is not None:
+            target["minimum"], target["maximum"] = column.range
+        properties[key] = target
+        labels.append(key)
+    return {
+        "type": "object",
+        "required": ["prediction_id"],
+        "properties": properties,
+        "additionalProperties": False,
+        "anyOf": [{"required": [label]} for label in labels],
+    }
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -69,7 +125,14 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-def build_spec(schema: Schema, reference: dict[str, Any], *, max_batch: int) -> dict[str, Any]:
+def build_spec(
+    schema: Schema,
+    reference: dict[str, Any],
+    *,
+    max_batch: int,
+    classes: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """The document; `classes` are the served classifier's, for the feedback outcome."""
     record = {
         "type": "object",
         "properties": {name: _field(schema.columns[name]) for name in schema.features},
@@ -146,6 +209,50 @@ def build_spec(schema: Schema, reference: dict[str, Any], *, max_batch: int) -> 
                     },
                 }
             },
+            "/feedback": {
+                "post": {
+                    "summary": "The true outcome of an earlier prediction (once per prediction)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Feedback"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "labelled",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["prediction_id", "delay_seconds"],
+                                        "properties": {
+                                            "prediction_id": {"type": "string"},
+                                            "delay_seconds": {
+                                                "type": "number",
+                                                "description": "from the prediction to this label",
+                                            },
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error("invalid input: every offending field is named"),
+                        "401": _error("missing or wrong API key"),
+                        "404": _error("no prediction with this id in the log"),
+                        "409": _error("the prediction is labelled already"),
+                        "413": _error("body too large"),
+                        "415": _error("not JSON"),
+                        "429": _error("rate limited; see Retry-After"),
+                        "503": _error(
+                            "the prediction log is off or unavailable, or the models are not "
+                            "ready; see Retry-After"
+                        ),
+                    },
+                }
+            },
             "/health": {
                 "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
             },
@@ -169,6 +276,7 @@ def build_spec(schema: Schema, reference: dict[str, Any], *, max_batch: int) -> 
             "schemas": {
                 "Record": record,
                 "Prediction": prediction,
+                "Feedback": _feedback(schema, classes),
                 "Batch": {
                     "type": "object",
                     "required": ["records"],

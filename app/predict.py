@@ -14,8 +14,8 @@ from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnsupportedMedia
 
 from app.errors import InvalidInput
 from app.openapi import expected_value_key
-from app.prediction_log import LogRow
 from app.validation import RecordValidator
+from migraine_ml.monitoring.prediction_log import LoggedPrediction
 
 bp = Blueprint("predict", __name__)
 
@@ -59,6 +59,11 @@ def _validator(store) -> RecordValidator:
     return validator
 
 
+def _drift_warning() -> list[str] | None:
+    """What each prediction's `drift_warning` says (and the log records): None for now."""
+    return None
+
+
 @bp.post("/predict")
 def predict():
     store = current_app.extensions["model_store"]
@@ -90,31 +95,40 @@ def predict():
     expected_key = expected_value_key(store.schema)
     classes = classifier.classes if classifier else None
     predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if classifier else None
+    drift_warning = _drift_warning()
+    names = (
+        classifier.name if classifier else None,
+        classifier.version if classifier else None,
+        regressor.name if regressor else None,
+        regressor.version if regressor else None,
+    )
     for i, record in enumerate(records):
         out: dict[str, Any] = {"prediction_id": uuid.uuid4().hex}
+        probabilities = predicted_class = predicted_value = None
         if classifier:
             row = proba[i]
-            out["probabilities"] = {
+            probabilities = out["probabilities"] = {
                 str(c): round(float(p), 6) for c, p in zip(classes, row, strict=True)
             }
             if len(classes) == 2:
                 out["probability"] = round(float(row[1]), 6)
             out["predicted_class"] = predicted[i]
+            predicted_class = str(predicted[i])
         if regressor:
-            out[expected_key] = round(float(severity[i]), 4)
+            predicted_value = out[expected_key] = round(float(severity[i]), 4)
         out["models"] = models
-        out["drift_warning"] = None  # filled by drift monitoring
+        out["drift_warning"] = drift_warning
         predictions.append(out)
         log_rows.append(
-            LogRow(
-                prediction_id=out["prediction_id"],
-                created=now,
-                features=record,
-                probability=out.get("probability"),
-                predicted_class=str(out.get("predicted_class")),
-                severity=out.get(expected_key),
-                classifier_version=classifier.version if classifier else None,
-                regressor_version=regressor.version if regressor else None,
+            LoggedPrediction(
+                out["prediction_id"],
+                now,
+                *names,
+                record,
+                probabilities,
+                predicted_class,
+                predicted_value,
+                drift_warning,
             )
         )
     current_app.extensions["prediction_log"].append(log_rows)

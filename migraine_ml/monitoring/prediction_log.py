@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -334,16 +335,22 @@ class LogDatabase:
             rows.reverse()
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
         data: dict[str, Any] = {}
+        loads = orjson.loads
         for name, values in zip(COLUMNS, columns, strict=True):
-            if name in _JSON:
-                data[name] = pd.Series([_loads(v) for v in values], dtype=object)
+            if name == "features":
+                array = np.empty(len(values), dtype=object)
+                array[:] = [loads(v) for v in values]
+            elif name in _JSON:
+                array = np.empty(len(values), dtype=object)
+                array[:] = [None if v is None else loads(v) for v in values]
             elif name == "seq":
-                data[name] = pd.Series(values, dtype="int64")
+                array = np.array(values, dtype=np.int64)
             elif name in _NUMERIC:
-                data[name] = pd.Series(values, dtype="float64")
+                array = np.array(values, dtype=np.float64)  # None becomes NaN
             else:
-                data[name] = pd.Series(values, dtype=object)
-        return pd.DataFrame(data)
+                array = np.array(values, dtype=object)
+            data[name] = array
+        return pd.DataFrame(data, copy=False)
 
     def recent(self, limit: int) -> pd.DataFrame:
         """The newest `limit` predictions with their labels, oldest first."""

@@ -130,7 +130,8 @@ def test_undeclared_methods_get_405_with_allow(client, method, path, allowed):
 
 
 def test_health_ready_model_openapi(client):
-    assert client.get("/health").get_json() == {"status": "ok"}
+    health = client.get("/health").get_json()
+    assert (health["status"], health["prediction_log"]["status"]) == ("ok", "ok")
     assert client.get("/ready").status_code == 200
     model = client.get("/model").get_json()
     assert {m["rank"] for m in model["models"]} == {"champion", "runner_up"}
