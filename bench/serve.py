@@ -134,13 +134,15 @@ def wrk(url: str, script: Path, *, seconds: float, connections: int) -> dict:
     }
 
 
-def gunicorn(app: str, port: int, env: dict, workers: int, cwd: Path) -> subprocess.Popen:
+def gunicorn(
+    app: str, port: int, env: dict, workers: int, cwd: Path, extra: tuple[str, ...] = ()
+) -> subprocess.Popen:
     """gunicorn with the service's config file, run from `cwd` (a scratch directory, so
     that a relative path a server writes, such as an unsupported
     MIGRAINE_PREDICTION_LOG=off, lands there and not in the repository)."""
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", str(CONFIG), "-w", str(workers), app],
+        [str(BIN / "gunicorn"), "-c", str(CONFIG), "-w", str(workers), *extra, app],
         cwd=cwd,
         env=env
         | {
@@ -168,14 +170,14 @@ def gunicorn_settings(env: dict, scratch: Path) -> dict:
     return json.loads(out)
 
 
-def log_champion(store: Path) -> str:
+def log_champion(store: Path, models_dir: Path) -> str:
     """The champion pipeline in a throwaway MLflow store; returns its model URI."""
     script = f"""
 import mlflow, json
 from migraine_ml import persist
 from migraine_ml.modeling import tracking
 mlflow.set_tracking_uri("sqlite:///{store / "mlflow.db"}")
-path = "models/classifier-champion.skops"
+path = "{models_dir / "classifier-champion.skops"}"
 with mlflow.start_run():
     info = mlflow.sklearn.log_model(
         persist.load(path), name="model", serialization_format="skops",
@@ -263,8 +265,11 @@ def log_rows(path: Path) -> int | None:
 
     if not path.exists():
         return None
-    with sqlite3.connect(path) as connection:
-        return connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    try:
+        with sqlite3.connect(path) as connection:
+            return connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    except sqlite3.Error:  # another layout of the log
+        return None
 
 
 def main() -> None:
@@ -284,6 +289,13 @@ def main() -> None:
         default="service,service_off,hello",
         help="comma-separated subset of service,service_off,hello",
     )
+    cli.add_argument(
+        "--gunicorn-arg",
+        action="append",
+        default=[],
+        help="extra gunicorn command-line argument for every server (repeatable), "
+        "e.g. --gunicorn-arg=--threads=2",
+    )
     cli.add_argument("--out", default=None)
     args = cli.parse_args()
     if args.quick:
@@ -294,12 +306,14 @@ def main() -> None:
     base_env = os.environ | {
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
-        "BENCH_MODEL": str(ROOT / "models" / "classifier-champion.skops"),
     }
+    # MIGRAINE_MODELS_DIR (with MIGRAINE_DVC_LOCK) serves another copy of the models
+    models_dir = Path(os.environ.get("MIGRAINE_MODELS_DIR", ROOT / "models"))
+    base_env["BENCH_MODEL"] = str(models_dir / "classifier-champion.skops")
     base_env.pop("MIGRAINE_PREDICTION_LOG", None)
     base_env.pop("MIGRAINE_PROMETHEUS_MULTIPROC_DIR", None)
-    manifest = json.loads((ROOT / "models" / "manifest.json").read_text())
-    reference = json.loads((ROOT / "models" / "reference.json").read_text())
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    reference = json.loads((models_dir / "reference.json").read_text())
     sys.path.insert(0, str(ROOT))
     from app.openapi import example_record
     from migraine_ml.data.schema import schema_from_dict
@@ -324,6 +338,7 @@ def main() -> None:
         "hello": ("bench.hello_app:app", str(scratch / "hello" / "predictions.db")),
     }
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    extra = tuple(args.gunicorn_arg)
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
     results: dict = {}
     rounds: dict[str, list[dict]] = {name: [] for name in names}
@@ -331,9 +346,11 @@ def main() -> None:
         for name in names:
             app, log = available[name]
             port = free_port()
-            process = gunicorn(app, port, server_env(name, log), args.workers, scratch / name)
+            process = gunicorn(
+                app, port, server_env(name, log), args.workers, scratch / name, extra
+            )
             servers[name] = (process, f"http://127.0.0.1:{port}/predict")
-        for name, (_, url) in servers.items():
+        for _, url in servers.values():
             wait_for(url, body.encode())
             wrk(url, script, seconds=args.warmup, connections=args.connections)
         for r in range(args.rounds):
@@ -347,16 +364,16 @@ def main() -> None:
         for name in names:
             results[name] = summarise(rounds[name])
         if "service" in servers and not args.quick:
-            results["service_batch_1000"] = batch_server_time(servers["service"][1], [record] * 1000)
+            results["service_batch_1000"] = batch_server_time(
+                servers["service"][1], [record] * 1000
+            )
     finally:
         for process, _ in servers.values():
             stop(process)
 
     monitoring = {}
     if "service" in names:
-        monitoring["service_prediction_log_rows"] = log_rows(
-            scratch / "service" / "predictions.db"
-        )
+        monitoring["service_prediction_log_rows"] = log_rows(scratch / "service" / "predictions.db")
     if "service_off" in names:
         # before the switch exists, "off" is taken as a file name (in the scratch cwd)
         monitoring["prediction_log_off_honoured"] = not (scratch / "service_off" / "off").exists()
@@ -375,7 +392,7 @@ def main() -> None:
             print(name, results[name], flush=True)
 
         port = free_port()
-        uri = log_champion(scratch)
+        uri = log_champion(scratch, models_dir)
         process = subprocess.Popen(
             [
                 str(BIN / "mlflow"),
@@ -429,7 +446,7 @@ def main() -> None:
         ),
         "load_generator": wrk_version(),
         "workers": args.workers,
-        "gunicorn": gunicorn_settings(base_env, scratch),
+        "gunicorn": gunicorn_settings(base_env, scratch) | {"extra_args": list(extra)},
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "results": results,
         "monitoring": monitoring,
