@@ -27,6 +27,7 @@ from migraine_ml.monitoring.prediction_log import (
     LogDatabase,
     LoggedPrediction,
     LogUnavailable,
+    RowsRejected,
     open_log,
     redact,
 )
@@ -170,6 +171,10 @@ class PredictionLog:
                 self._gauge()
             try:
                 self.ready_database().insert(rows)
+            except RowsRejected as err:  # retrying cannot help: drop them, go on
+                logger.error("prediction log: %d rows rejected: %s", len(rows), err)
+                self.last_error = str(err)
+                self._drop(len(rows))
             except LogUnavailable as err:
                 self._degraded(err)
                 if self._closing.wait(delay):

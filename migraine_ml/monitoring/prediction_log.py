@@ -138,6 +138,10 @@ class LogUnavailable(Exception):
     """The database cannot be reached or failed; the driver's error is the cause."""
 
 
+class RowsRejected(LogUnavailable):
+    """The database is there but refused the data (bad value, broken constraint): no retry."""
+
+
 class UnknownPrediction(LookupError):
     """No logged prediction has this id."""
 
@@ -189,6 +193,10 @@ class LogDatabase:
     def _integrity_error(self) -> type[BaseException]:
         raise NotImplementedError
 
+    def _data_errors(self) -> tuple[type[BaseException], ...]:
+        """Errors about the data, not the database's availability: retrying cannot help."""
+        raise NotImplementedError
+
     def _lock_schema(self, cursor) -> None:
         """Serialise concurrent migrations (several workers start at once)."""
 
@@ -201,9 +209,8 @@ class LogDatabase:
             with self._transaction(write) as cursor:
                 yield cursor
         except self._driver_errors() as err:
-            raise LogUnavailable(
-                f"{self.backend} prediction log {redact(self.target)}: {err}"
-            ) from err
+            error = RowsRejected if isinstance(err, self._data_errors()) else LogUnavailable
+            raise error(f"{self.backend} prediction log {redact(self.target)}: {err}") from err
 
     def _execute(self, cursor, statement: str, params: Sequence = ()) -> Any:
         return cursor.execute(self._sql(statement), tuple(params))
@@ -276,9 +283,11 @@ class LogDatabase:
             )
             for r in rows
         ]
+        # a retried batch whose commit did land (the acknowledgement was lost) is harmless
         statement = self._sql(
             f"INSERT INTO predictions ({', '.join(_INSERT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+            f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))}) "
+            "ON CONFLICT (prediction_id) DO NOTHING"
         )
         with self._cursor() as cursor:
             cursor.executemany(statement, values)
@@ -457,6 +466,9 @@ class SqliteLog(LogDatabase):
     def _integrity_error(self) -> type[BaseException]:
         return sqlite3.IntegrityError
 
+    def _data_errors(self) -> tuple[type[BaseException], ...]:
+        return (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError)
+
     def _table_columns(self, cursor, table: str) -> set[str] | None:
         cursor.execute(f"PRAGMA table_info({table})")
         columns = {row[1] for row in cursor.fetchall()}
@@ -546,6 +558,11 @@ class PostgresLog(LogDatabase):
         import psycopg
 
         return psycopg.errors.UniqueViolation
+
+    def _data_errors(self) -> tuple[type[BaseException], ...]:
+        import psycopg
+
+        return (psycopg.IntegrityError, psycopg.DataError)
 
     def _lock_schema(self, cursor) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_MONITOR_LOCK_KEY + 1,))

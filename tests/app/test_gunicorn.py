@@ -3,82 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.app.servers import Gunicorn, request
+
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _request(url: str, body: dict | None = None, timeout: float = 10):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode(), dict(response.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(), dict(err.headers)
-
-
-class Gunicorn:
-    def __init__(self, deployment: Path, tmp: Path, **env: str):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(
-            os.environ,
-            PORT=str(self.port),
-            WEB_CONCURRENCY="2",
-            PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"),
-            MIGRAINE_MODELS_DIR=str(deployment / "models"),
-            MIGRAINE_DVC_LOCK=str(deployment / "dvc.lock"),
-            MIGRAINE_PREDICTION_LOG=str(deployment / "predictions.db"),
-            **env,
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app:create_app()"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def wait_until_up(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"gunicorn exited:\n{self.process.stdout.read()}")
-            try:
-                if _request(self.url + "/health", timeout=1)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("gunicorn did not come up")
-
-    def stop(self) -> str:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            out, _ = self.process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, _ = self.process.communicate()
-        return out
 
 
 @pytest.fixture
@@ -90,17 +24,17 @@ def server(deployment, tmp_path):
 
 
 def test_endpoints_errors_and_metrics_on_real_gunicorn(server, record):
-    assert _request(server.url + "/ready")[0] == 200
+    assert request(server.url + "/ready")[0] == 200
     for _ in range(6):  # spread over both workers
-        status, body, headers = _request(server.url + "/predict", record)
+        status, body, headers = request(server.url + "/predict", record)
         assert status == 200
         assert "model;dur=" in headers["Server-Timing"]
-    status, body, _ = _request(server.url + "/predict", record | {"age": 999})
+    status, body, _ = request(server.url + "/predict", record | {"age": 999})
     assert status == 400
     assert json.loads(body)["detail"] == [{"field": "age", "problem": "999 is outside [18, 64]"}]
-    status, body, _ = _request(server.url + "/predict", {"records": []})
+    status, body, _ = request(server.url + "/predict", {"records": []})
     assert status == 400
-    status, metrics, _ = _request(server.url + "/metrics")
+    status, metrics, _ = request(server.url + "/metrics")
     assert status == 200
     # multiprocess mode: the counts of both workers, summed
     predicted = sum(
@@ -127,10 +61,10 @@ def test_tampered_models_make_gunicorn_refuse_to_serve(deployment, tmp_path, rec
     server = Gunicorn(deployment, tmp_path)
     try:
         server.wait_until_up()
-        status, body, _ = _request(server.url + "/ready")
+        status, body, _ = request(server.url + "/ready")
         assert status == 503
         assert "does not match dvc.lock" in body
-        assert _request(server.url + "/predict", record)[0] == 503
+        assert request(server.url + "/predict", record)[0] == 503
         from migraine_ml.monitoring.smoke import check
 
         assert check(server.url, None)[0].startswith("/ready answered 503")
@@ -138,7 +72,7 @@ def test_tampered_models_make_gunicorn_refuse_to_serve(deployment, tmp_path, rec
         server.stop()
 
 
-def test_hup_reloads_workers_without_failing_a_request(deployment, tmp_path, record):
+def test_hup_reloads_workers_without_failing_arequest(deployment, tmp_path, record):
     server = Gunicorn(deployment, tmp_path)
     server.wait_until_up()
     failures, served, done = [], [], threading.Event()
@@ -146,7 +80,7 @@ def test_hup_reloads_workers_without_failing_a_request(deployment, tmp_path, rec
     def drive():
         while not done.is_set():
             try:
-                status, _, _ = _request(server.url + "/predict", record, timeout=10)
+                status, _, _ = request(server.url + "/predict", record, timeout=10)
             except OSError as err:
                 failures.append(repr(err))
                 continue
