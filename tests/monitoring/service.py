@@ -50,4 +50,5 @@ class Service:
                 process.kill()
                 process.wait()
         self._reader.join(timeout=5)
+        process.stdout.close()
         return "".join(self.lines)
