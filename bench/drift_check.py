@@ -1,9 +1,10 @@
 """Benchmark: one drift check over a window of the default cohort, against a 50 ms budget.
 
 The window is `--rows` rows of data/raw/synthetic.csv with the champion's
-scores for both tasks and a label on every row, so every statistic runs:
-PSI, KS and the effect size on each numeric feature, PSI and chi-square on
-each categorical one, prediction PSI and the accuracy. The reference is
+scores for every output of both tasks (each class's probability, the
+severity) and a label on every row, so every statistic runs: PSI, KS and the
+effect size on each numeric feature, PSI and the two-sample chi-square on each
+categorical one, prediction PSI per output and the accuracy. The reference is
 models/reference.json (what the service loads); without it, `input_profile`
 of the CSV's first 80 % of rows. Two timings: the check against a
 `DriftReference` prepared once (what the monitor does) and against the raw
@@ -38,7 +39,7 @@ from migraine_ml.monitoring.reference import (  # noqa: E402
     PREDICTIONS,
     SAMPLE,
     input_profile,
-    prediction_profile,
+    prediction_profiles,
 )
 
 BUDGET_MS = 50.0
@@ -50,7 +51,8 @@ def _reference(path: Path, cohort: pd.DataFrame, schema_path: Path) -> tuple[dic
     train = cohort.iloc[: int(len(cohort) * 0.8)]
     scores = np.random.default_rng(0).beta(2, 4, len(train))
     profile = input_profile(train, load_schema(schema_path))
-    return {INPUTS: profile, PREDICTIONS: {"classification": prediction_profile(scores)}}, (
+    outputs = prediction_profiles({"0": 1 - scores, "1": scores})
+    return {INPUTS: profile, PREDICTIONS: {"classification": outputs}}, (
         "input_profile of the first 80 % of the CSV (no models/reference.json)"
     )
 
@@ -81,8 +83,11 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     window = cohort.sample(n=args.rows, random_state=args.seed).reset_index(drop=True)
     predictions = {
-        task: rng.choice(np.asarray(profile[SAMPLE]), args.rows)
-        for task, profile in reference[PREDICTIONS].items()
+        task: {
+            output: rng.choice(np.asarray(profile[SAMPLE]), args.rows)
+            for output, profile in outputs.items()
+        }
+        for task, outputs in reference[PREDICTIONS].items()
     }
     outcomes = rng.binomial(1, 0.35, args.rows)
     predicted = np.where(rng.random(args.rows) < 0.75, outcomes, 1 - outcomes)
@@ -104,7 +109,7 @@ def main() -> None:
             "numeric": kinds.count(NUMERIC),
             "categorical": len(kinds) - kinds.count(NUMERIC),
         },
-        "prediction_tasks": sorted(predictions),
+        "prediction_outputs": {task: sorted(outputs) for task, outputs in predictions.items()},
         "labels": int(report.performance.labels),
         "median_ms": median_ms,
         "p90_ms": {name: round(float(np.percentile(t, 90)), 2) for name, t in timings.items()},

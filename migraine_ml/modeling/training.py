@@ -28,7 +28,7 @@ from migraine_ml.modeling.manifest import (
 )
 from migraine_ml.modeling.plan import Task, TrainConfig, plan_tasks, tune_task
 from migraine_ml.modeling.tuning import Candidate, CvFacts, cv_facts, rank
-from migraine_ml.monitoring.reference import drift_reference, predicted_scores, prediction_profile
+from migraine_ml.monitoring.reference import drift_reference, predicted_scores, prediction_profiles
 from migraine_ml.pipeline import RANKS, REFERENCE
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class TaskResult:
     ranked: list[Candidate]
     cv: CvFacts
     entries: list[dict[str, Any]]  # manifest entries of the saved models, champion first
-    prediction_profile: dict[str, Any]
+    prediction_profile: dict[str, dict[str, Any]]  # {output: profile}
 
     @property
     def champion(self) -> Candidate:
@@ -140,7 +140,8 @@ def train_task(
         logger.info(
             "saved %s %s (%s) -> %s", entry["rank"], entry["name"], task.name, entry["file"]
         )
-    profile = prediction_profile(predicted_scores(champion.pipeline, X, data.classes))
+    # every output: each class's probability, or the predicted value
+    profile = prediction_profiles(predicted_scores(champion.pipeline, X, data.classes))
     result = TaskResult(task.name, task.scoring, ranked, cv, entries, profile)
     return result, fast_path
 

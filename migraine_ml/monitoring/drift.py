@@ -15,20 +15,29 @@ The rule, with every threshold a keyword argument of `check_drift`:
     edges; categorical: its values, plus one bin per value never seen in
     training), empty bins floored at `floor` (1e-4).
   - A test: numeric features get a two-sample KS test of the live values
-    against the reference `sample`; categorical features a chi-square test of
-    the live counts against the reference shares (bins expected to hold fewer
-    than 5 rows, an unseen value first, are pooled with the next smallest, so
-    the chi-square approximation holds). The test is significant when
+    against the reference `sample`; categorical features a two-sample
+    chi-square test of the live counts against the reference counts (its
+    shares times its `rows`: the training frequencies are an estimate too, and
+    treating them as exact made ~4.4 % of undrifted 500-row windows flag).
+    Values with fewer than 5 expected rows on either side are pooled, rarest
+    first, with the next rarest, so the chi-square approximation holds. The
+    test is significant when
     p < `alpha` / m (Bonferroni), m being the number of features tested in this
     check, numeric and categorical together: `alpha` (0.05) then bounds the
     chance that an undrifted window flags any feature at all.
   - An effect size, because with enough rows any test rejects: numeric, the
     Wasserstein distance between live and reference values divided by the
     reference std, both on values limited to the reference's Tukey fences
-    (k = 3, as the preprocessor limits them; the training rows hold entry errors
-    such as 88 h of sleep, and one of them in the 500-value sample would
-    otherwise add 0.14 sd of distance to every check and triple the std);
-    categorical, Cohen's w = sqrt(chi2 / n) over the test's bins. (Train's
+    (k = 3, as the preprocessor limits them). The reference holds no entry
+    errors (it profiles only values the service accepts), and on the default
+    schema every fence lies beyond the column's range, so there the limit
+    changes nothing; it stays for columns the schema gives no range (own
+    data), where one genuine far outlier in the 500-value sample would add its
+    distance to every check and inflate the std, and for windows of rows that
+    never passed the validator. Categorical, Cohen's w of the live shares
+    against the pooled ones, sqrt(chi2 * N / (n * n_reference)) over the
+    test's bins (N = n + n_reference; sqrt(chi2 / n) of a goodness-of-fit test
+    as the reference grows). (Train's
     500-value sample caps the KS test's power near that of 500 rows whatever
     the window; the chi-square has no such cap, and the floor is what keeps a
     huge window, or a larger sample, from flagging trivia.)
@@ -36,9 +45,10 @@ The rule, with every threshold a keyword argument of `check_drift`:
     **and** the effect is >= `effect_floor` (0.1: a tenth of a standard
     deviation, or Cohen's "small" w). **warning** when not drifted and PSI >
     `psi_warning` (0.1).
-- Prediction drift, per task: PSI of the live predicted scores on the
-  reference's prediction bins; drift above `psi_drift`, warning above
-  `psi_warning`.
+- Prediction drift, per task and output (a classifier's outputs are its
+  classes' probabilities, a regressor's the predicted value): PSI of the live
+  scores on the reference's bins for that output; drift above `psi_drift`,
+  warning above `psi_warning`. The task drifts when any output does.
 - Performance drift (`performance_drift`): the window's `metric` (accuracy
   unless told otherwise) on the rows that have a label, against the test
   figure; drift when it is more than `max_drop` (0.05) below, in absolute
@@ -70,17 +80,34 @@ from scipy.special import chdtrc
 from scipy.stats import ks_2samp, wasserstein_distance
 
 from migraine_ml.data.preprocess import Fences, tukey_fences
-from migraine_ml.data.schema import plain_number
 from migraine_ml.monitoring.reference import (
     EDGES,
     INPUTS,
     KIND,
+    MEAN,
     NUMERIC,
     PREDICTIONS,
+    ROWS,
     SAMPLE,
     SHARES,
     bin_shares,
+    category_key,
+    value_counts,
 )
+
+__all__ = [
+    "WINDOW_TOO_SMALL",
+    "DriftReference",
+    "DriftReport",
+    "FeatureDrift",
+    "OutputDrift",
+    "PerformanceDrift",
+    "PredictionDrift",
+    "category_key",  # owned by reference.py, re-exported for the monitor
+    "check_drift",
+    "performance_drift",
+    "psi",
+]
 
 WINDOW_TOO_SMALL = "window too small"
 # The preprocessor's outlier rule (OutlierLimiter's defaults): the effect size is
@@ -124,11 +151,11 @@ class FeatureDrift:
 
 
 @dataclass(frozen=True)
-class PredictionDrift:
-    """One task's predicted scores (probability or value) in one window."""
+class OutputDrift:
+    """One model output's live scores (a class's probability or the value) in one window."""
 
-    task: str
-    rows: int
+    output: str
+    rows: int  # present (non-missing) live scores
     psi: float | None
     mean: float | None
     reference_mean: float | None
@@ -137,12 +164,30 @@ class PredictionDrift:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rows": self.rows,
             "psi": _number(self.psi),
             "mean": _number(self.mean),
             "reference_mean": _number(self.reference_mean),
             "drift": self.drift,
             "warning": self.warning,
+        }
+
+
+@dataclass(frozen=True)
+class PredictionDrift:
+    """One task's outputs in one window: drifted when any output did."""
+
+    task: str
+    rows: int  # live rows with a score (the most of any output)
+    outputs: tuple[OutputDrift, ...]
+    drift: bool
+    warning: bool  # not drifted, and some output warns
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "drift": self.drift,
+            "warning": self.warning,
+            "outputs": {o.output: o.to_dict() for o in self.outputs},
         }
 
 
@@ -229,33 +274,6 @@ def psi(
     return float(np.sum((current - reference) * np.log(current / reference)))
 
 
-def category_key(value: Any) -> str:
-    """One spelling per category value: 1, 1.0, "1" and "1.0" are all "1".
-
-    The reference's keys are the training column's values as text, and that text
-    depends on the dtype pandas gave the column ("0.0" once a missing cell made
-    a binary column float); live values arrive as JSON numbers or strings.
-    """
-    try:
-        return str(plain_number(float(value)))
-    except (TypeError, ValueError, OverflowError):
-        return str(value)
-
-
-def _category_counts(values: pd.Series) -> dict[str, int]:
-    """Live rows per category value, keyed by `category_key`.
-
-    Counts, not `value_shares`, because the chi-square test needs counts; and
-    value_counts on the raw values, because text conversion first costs a
-    millisecond per column, most of a check's budget.
-    """
-    counts: dict[str, int] = {}
-    for value, count in values.value_counts(dropna=True).items():
-        key = category_key(value)
-        counts[key] = counts.get(key, 0) + int(count)
-    return counts
-
-
 @dataclass(frozen=True, eq=False)
 class _NumericInput:
     name: str
@@ -296,14 +314,34 @@ class _CategoricalInput:
     name: str
     kind: str
     shares: dict[str, float]  # keyed by category_key
+    rows: int  # the training values the shares were counted on
 
     @classmethod
     def from_profile(cls, name: str, profile: Mapping[str, Any]) -> _CategoricalInput:
+        if ROWS not in profile:
+            raise ValueError(
+                f"reference: input '{name}' has no '{ROWS}', expected the training count "
+                "the chi-square test needs; rerun the train stage"
+            )
         shares: dict[str, float] = {}
         for value, share in profile[SHARES].items():
-            key = category_key(value)
+            key = category_key(value)  # older files spell binaries "0.0"/"1.0"
             shares[key] = shares.get(key, 0.0) + float(share)
-        return cls(name, profile[KIND], shares)
+        return cls(name, profile[KIND], shares, int(profile[ROWS]))
+
+
+def _prediction_profiles(reference: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """reference[PREDICTIONS] as {task: {output: profile}}, output keys by category_key."""
+    tasks = {}
+    for task, outputs in reference.get(PREDICTIONS, {}).items():
+        if not isinstance(outputs, Mapping) or EDGES in outputs:
+            raise ValueError(
+                f"reference: predictions['{task}'] is not {{output: profile}} (a file from "
+                "before per-class profiles?), expected a profile per class or 'value'; "
+                "rerun the train stage"
+            )
+        tasks[task] = {category_key(output): profile for output, profile in outputs.items()}
+    return tasks
 
 
 @dataclass(frozen=True)
@@ -315,7 +353,7 @@ class DriftReference:
     """
 
     inputs: tuple[_NumericInput | _CategoricalInput, ...]
-    predictions: Mapping[str, Mapping[str, Any]]
+    predictions: Mapping[str, Mapping[str, Mapping[str, Any]]]  # {task: {output: profile}}
 
     @classmethod
     def from_dict(cls, reference: Mapping[str, Any]) -> DriftReference:
@@ -325,31 +363,42 @@ class DriftReference:
             else _CategoricalInput.from_profile(name, profile)
             for name, profile in reference[INPUTS].items()
         )
-        return cls(inputs, dict(reference.get(PREDICTIONS, {})))
+        return cls(inputs, _prediction_profiles(reference))
 
 
-def _goodness_of_fit(counts: np.ndarray, reference_shares: np.ndarray) -> tuple[float, float]:
-    """Chi-square p-value and Cohen's w of live counts against reference shares, or NaNs.
+def _two_sample(
+    counts: np.ndarray, reference_shares: np.ndarray, reference_rows: int
+) -> tuple[float, float]:
+    """Chi-square p-value and Cohen's w of live counts against the reference's, or NaNs.
 
-    Bins expected to hold fewer than MIN_EXPECTED rows are pooled, smallest first,
-    with the next smallest; a value never seen in training (expected 0) goes first.
+    The 2 x k table (reference counts = shares * rows, live counts) is tested for
+    homogeneity. Values whose smaller expected count is below MIN_EXPECTED are
+    pooled, rarest first, with the next rarest.
     """
     rows = counts.sum()
-    if rows == 0 or reference_shares.sum() == 0:
+    if rows == 0 or reference_rows == 0 or reference_shares.sum() == 0:
         return math.nan, math.nan
-    expected = reference_shares / reference_shares.sum() * rows
-    bins = sorted(zip(expected.tolist(), counts.tolist(), strict=True))
-    while len(bins) > 1 and bins[0][0] < MIN_EXPECTED:
-        (expected_a, observed_a), (expected_b, observed_b) = bins[0], bins[1]
-        bins = sorted([(expected_a + expected_b, observed_a + observed_b), *bins[2:]])
+    # shares are count / rows unrounded, so rounding recovers the exact training counts
+    reference = np.round(reference_shares / reference_shares.sum() * reference_rows)
+    reference_total = reference.sum()
+    total = rows + reference_total
+    smaller = min(rows, reference_total)
+    bins = sorted(
+        zip((reference + counts).tolist(), reference.tolist(), counts.tolist(), strict=True)
+    )
+    while len(bins) > 1 and smaller * bins[0][0] / total < MIN_EXPECTED:
+        (total_a, reference_a, live_a), (total_b, reference_b, live_b) = bins[0], bins[1]
+        bins = sorted([(total_a + total_b, reference_a + reference_b, live_a + live_b), *bins[2:]])
     if len(bins) < 2:
         return math.nan, math.nan
-    pooled_expected, pooled_observed = (np.array(column) for column in zip(*bins, strict=True))
-    statistic = float(np.sum((pooled_observed - pooled_expected) ** 2 / pooled_expected))
-    # chdtrc is the chi-square survival function: scipy.stats.chisquare gives the same
-    # p-value but spends 0.7 ms per call checking its arguments.
+    column, pooled_reference, pooled_live = (np.array(c) for c in zip(*bins, strict=True))
+    observed = np.array([pooled_live, pooled_reference])
+    expected = np.outer([rows, reference_total], column / total)
+    statistic = float(np.sum((observed - expected) ** 2 / expected))
+    # chdtrc is the chi-square survival function: scipy.stats.chi2_contingency gives the
+    # same p-value but spends about a millisecond per call checking its arguments.
     p_value = float(chdtrc(len(bins) - 1, statistic))
-    return p_value, math.sqrt(statistic / rows)
+    return p_value, math.sqrt(statistic * total / (rows * reference_total))
 
 
 @dataclass(frozen=True)
@@ -380,7 +429,8 @@ def _numeric_statistics(feature: _NumericInput, values: pd.Series, *, floor: flo
 def _categorical_statistics(
     feature: _CategoricalInput, values: pd.Series, *, floor: float
 ) -> _Statistics:
-    live = _category_counts(values)
+    # value_counts on the raw values: text conversion first costs a millisecond per column
+    live = value_counts(values)
     rows = sum(live.values())
     if rows == 0:
         return _Statistics(feature.name, feature.kind, 0, None, None, None)
@@ -389,32 +439,59 @@ def _categorical_statistics(
     reference_shares = np.array([feature.shares.get(key, 0.0) for key in keys])
     counts = np.array([live.get(key, 0) for key in keys], dtype=float)
     value = psi(reference_shares, counts / rows, floor=floor)
-    p_value, effect = _goodness_of_fit(counts, reference_shares)
+    p_value, effect = _two_sample(counts, reference_shares, feature.rows)
     if math.isnan(p_value):
         return _Statistics(feature.name, feature.kind, rows, value, None, None)
     return _Statistics(feature.name, feature.kind, rows, value, p_value, effect)
 
 
-def _prediction_drift(
-    task: str,
+def _output_drift(
+    output: str,
     profile: Mapping[str, Any],
     scores: Sequence[float] | np.ndarray,
     *,
     floor: float,
     psi_drift: float,
     psi_warning: float,
-) -> PredictionDrift:
+) -> OutputDrift:
     present = np.asarray(scores, dtype=float)
     present = present[~np.isnan(present)]
-    reference_mean = profile.get("mean")
+    reference_mean = profile.get(MEAN)
     if present.size == 0:
-        return PredictionDrift(task, 0, None, None, reference_mean, False, False)
+        return OutputDrift(output, 0, None, None, reference_mean, False, False)
     value = psi(profile[SHARES], bin_shares(present, profile[EDGES]), floor=floor)
     drift = value > psi_drift
     warning = not drift and value > psi_warning
-    return PredictionDrift(
-        task, int(present.size), value, float(present.mean()), reference_mean, drift, warning
+    return OutputDrift(
+        output, int(present.size), value, float(present.mean()), reference_mean, drift, warning
     )
+
+
+def _prediction_drift(
+    task: str,
+    profiles: Mapping[str, Mapping[str, Any]],
+    outputs: Mapping[Any, Sequence[float] | np.ndarray],
+    **thresholds: float,
+) -> PredictionDrift:
+    if not isinstance(outputs, Mapping):
+        raise ValueError(
+            f"predictions['{task}']: got {type(outputs).__name__}, expected {{output: scores}} "
+            f"with outputs among {', '.join(map(repr, profiles))}"
+        )
+    keyed = {category_key(output): scores for output, scores in outputs.items()}
+    unknown = [output for output in keyed if output not in profiles]
+    if unknown:
+        raise ValueError(
+            f"predictions['{task}']: no reference for output {', '.join(map(repr, unknown))}, "
+            f"expected one of {', '.join(map(repr, profiles))}"
+        )
+    results = tuple(
+        _output_drift(output, profiles[output], scores, **thresholds)
+        for output, scores in keyed.items()
+    )
+    drift = any(o.drift for o in results)
+    warning = not drift and any(o.warning for o in results)
+    return PredictionDrift(task, max((o.rows for o in results), default=0), results, drift, warning)
 
 
 def _accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -474,7 +551,7 @@ def check_drift(
     reference: Mapping[str, Any] | DriftReference,
     window: pd.DataFrame,
     *,
-    predictions: Mapping[str, Sequence[float] | np.ndarray] | None = None,
+    predictions: Mapping[str, Mapping[Any, Sequence[float] | np.ndarray]] | None = None,
     outcomes: Sequence[Any] | np.ndarray | pd.Series | None = None,
     predicted: Sequence[Any] | np.ndarray | pd.Series | None = None,
     test_value: float | None = None,
@@ -495,7 +572,9 @@ def check_drift(
         reference: models/reference.json as a dict ({INPUTS: ..., PREDICTIONS: ...}), or
             a `DriftReference` built from it once for many checks.
         window: the live raw inputs, one row per prediction, a column per reference input.
-        predictions: per task in reference[PREDICTIONS], the predicted score of each row.
+        predictions: per task in reference[PREDICTIONS], per output of it (a class, any
+            spelling, or "value"), the score of each row: {task: {output: scores}}. Outputs
+            left out are not checked.
         outcomes, predicted, test_value: see `performance_drift`; performance is left out
             (None) when `outcomes` is not given.
     """
@@ -544,12 +623,12 @@ def check_drift(
             _prediction_drift(
                 task,
                 reference.predictions[task],
-                scores,
+                outputs,
                 floor=floor,
                 psi_drift=psi_drift,
                 psi_warning=psi_warning,
             )
-            for task, scores in predictions.items()
+            for task, outputs in predictions.items()
         )
 
     performance = None
