@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from app import errors, metrics, prediction_log, security
+from app import drift, errors, metrics, prediction_log, security
 from app.model_store import ModelStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +25,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         # a SQLite file, a postgresql:// URL (shared by replicas), or "off" (no logging)
         PREDICTION_LOG=str(ROOT / "data" / "predictions.db"),
         PREDICTION_LOG_CAPACITY=10_000,  # rows buffered per worker while the database is away
+        # drift monitoring over the log (docs/monitoring.md): a check every DRIFT_CHECK_EVERY
+        # logged predictions or DRIFT_INTERVAL seconds over the last DRIFT_WINDOW rows
+        DRIFT_CHECK_EVERY=500,
+        DRIFT_INTERVAL=60,
+        DRIFT_WINDOW=1000,
+        DRIFT_MIN_WINDOW=200,  # judge nothing on fewer rows
+        DRIFT_MIN_LABELS=200,  # judge accuracy from this many labels in the window
+        DRIFT_EVENTS=str(ROOT / "data" / "drift-events.jsonl"),  # "" = no event file
+        METRICS_FILE=str(ROOT / "reports" / "metrics.json"),  # the test accuracy to compare
         API_KEYS="",  # comma-separated; empty = no authentication (local use)
         RATELIMIT_ENABLED=False,
         RATELIMIT_DEFAULT="50 per second",
@@ -55,7 +64,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     metrics.init_app(app)
     prediction_log.init_app(app)  # app.extensions["prediction_log"]
+    drift.init_app(app)  # app.extensions["drift_monitor"]
 
+    from app.drift import bp as drift_bp
     from app.feedback import bp as feedback_bp
     from app.health import bp as health_bp
     from app.introspection import bp as introspection_bp
@@ -64,6 +75,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(predict_bp)
     app.register_blueprint(feedback_bp)
+    app.register_blueprint(drift_bp)
     app.register_blueprint(introspection_bp)
     security.apply_limits(app)
     return app

@@ -60,8 +60,9 @@ def _validator(store) -> RecordValidator:
 
 
 def _drift_warning() -> list[str] | None:
-    """What each prediction's `drift_warning` says (and the log records): None for now."""
-    return None
+    """The inputs the latest drift check flagged, or None (what the log records too)."""
+    monitor = current_app.extensions["drift_monitor"]
+    return None if monitor is None else monitor.drift_warning
 
 
 @bp.post("/predict")

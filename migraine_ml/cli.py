@@ -204,6 +204,82 @@ def sweep(grid: tuple[str, ...]) -> None:
         raise Failed(str(err)) from err
 
 
+@main.command(name="drift-report")
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    help="The period's start: a duration back from now (24h, 7d) or an ISO-8601 date/time.",
+)
+@click.option(
+    "--log",
+    "log_target",
+    default=lambda: os.environ.get("MIGRAINE_PREDICTION_LOG", "data/predictions.db"),
+    show_default="$MIGRAINE_PREDICTION_LOG or data/predictions.db",
+    help="The prediction log: a SQLite file or a postgresql:// URL.",
+)
+@click.option("--models", "models_dir", default="models", show_default=True)
+@click.option("--metrics", "metrics_path", default="reports/metrics.json", show_default=True)
+@click.option("--out-dir", default="reports", show_default=True)
+@click.option("--min-window", default=200, show_default=True, help="Judge nothing below this.")
+@click.option("--min-labels", default=200, show_default=True, help="Judge accuracy from this.")
+def drift_report(
+    since: str,
+    log_target: str,
+    models_dir: str,
+    metrics_path: str,
+    out_dir: str,
+    min_window: int,
+    min_labels: int,
+) -> None:
+    """Check drift over every prediction logged since --since; write drift.json and drift.html.
+
+    Exit 0 whether or not there is drift (the JSON says); 1 when the log or the
+    models cannot be read.
+    """
+    from migraine_ml.monitoring.drift_report import parse_since, write_drift_report
+    from migraine_ml.monitoring.monitor import DriftSettings, champion_figure
+    from migraine_ml.monitoring.prediction_log import LogUnavailable, open_log
+
+    try:
+        start = parse_since(since)
+        settings = DriftSettings(min_window=min_window, min_labels=min_labels, window=min_window)
+    except ValueError as err:
+        raise Failed(f"drift-report: {err}", exit_code=2) from err
+    models = Path(models_dir)
+    try:
+        reference = json.loads((models / "reference.json").read_text())
+        manifest = json.loads((models / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise Failed(
+            f"drift-report: cannot read the models' reference ({err}); run `make repro`"
+        ) from err
+    try:
+        test_value = champion_figure(json.loads(Path(metrics_path).read_text()), settings.metric)
+    except (OSError, json.JSONDecodeError):
+        test_value = None  # not evaluated yet: performance is shown, not judged
+    try:
+        database = open_log(log_target)
+        drift, json_path, html_path = write_drift_report(
+            database,
+            reference,
+            manifest,
+            since=start,
+            settings=settings,
+            test_value=test_value,
+            out_dir=Path(out_dir),
+        )
+    except LogUnavailable as err:
+        raise Failed(f"drift-report: cannot read the prediction log: {err}") from err
+    summary = drift.note or (
+        f"DRIFT in {', '.join(drift.drifted_features) or 'model outputs or performance'}"
+        if drift.drifted
+        else "no drift"
+    )
+    click.echo(f"{drift.window} predictions since {start.isoformat(timespec='seconds')}: {summary}")
+    click.echo(f"wrote {json_path} and {html_path}")
+
+
 @main.command()
 @click.option("--url", required=True, help="The base URL of the service (http:// or https://).")
 def smoke(url: str) -> None:

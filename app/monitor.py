@@ -1,0 +1,265 @@
+"""The drift monitor: one process checks the pooled prediction log for every worker.
+
+Every worker runs a `DriftMonitor` thread, but only the one holding the log's
+monitor lock (`LogDatabase.acquire_monitor_lock`: a file lock beside a SQLite
+log, an advisory lock on PostgreSQL, so one monitor per shared log even across
+replicas) checks drift: every `check_every` logged predictions or `interval`
+seconds, over the last `window` rows of the log, i.e. the traffic of all
+workers, not a third of it. The leader records each result in the log
+(`record_check`), writes the JSON-lines events and sets the Prometheus gauges
+(multiprocess mode "mostrecent": the newest value wins, whichever process
+wrote it); the other workers read the latest result from the log every
+`refresh` seconds, so `/drift` and each prediction's `drift_warning` agree in
+every worker. If the leader dies the kernel (or PostgreSQL) releases its lock
+and another worker takes over within `lead_retry` seconds.
+
+Nothing here runs on the request path: a request reads `drift_warning`, an
+attribute.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import Gauge
+
+from migraine_ml.monitoring.drift import DriftReference, DriftReport
+from migraine_ml.monitoring.monitor import DriftSettings, check_window
+from migraine_ml.monitoring.prediction_log import LogDatabase, LogUnavailable
+
+logger = logging.getLogger(__name__)
+
+NAN = math.nan
+
+
+def _flag(value: bool) -> int:
+    return 1 if value else 0
+
+
+class DriftGauges:
+    """The drift results as Prometheus gauges (see monitoring/ for the alerts on them)."""
+
+    def __init__(self, **registry: Any) -> None:
+        def gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, documentation, labels, multiprocess_mode="mostrecent", **registry)
+
+        self.feature_psi = gauge("migraine_drift_feature_psi", "PSI per input", ("feature",))
+        self.feature_drift = gauge(
+            "migraine_drift_feature_drift", "1 if the input drifted", ("feature",)
+        )
+        self.prediction_psi = gauge(
+            "migraine_drift_prediction_psi", "PSI per model output", ("task", "output")
+        )
+        self.prediction_drift = gauge(
+            "migraine_drift_prediction_drift", "1 if a task's outputs drifted", ("task",)
+        )
+        self.window_accuracy = gauge(
+            "migraine_drift_window_accuracy", "Primary metric on the window's labelled rows"
+        )
+        self.test_accuracy = gauge("migraine_drift_test_accuracy", "The same metric on test rows")
+        self.performance_drift = gauge(
+            "migraine_drift_performance_drift", "1 if the window's metric dropped too far"
+        )
+        self.window_labels = gauge("migraine_drift_window_labels", "Labelled rows in the window")
+        self.window_rows = gauge("migraine_drift_window_rows", "Rows in the last checked window")
+        self.detected = gauge("migraine_drift_detected", "1 if the last check found any drift")
+        self.last_check = gauge(
+            "migraine_drift_last_check_timestamp_seconds", "Unix time of the last drift check"
+        )
+
+    def publish(self, report: DriftReport, reference: DriftReference) -> None:
+        judged = {feature.name: feature for feature in report.features}
+        for feature in reference.inputs:  # below min_window nothing is judged: no flag
+            result = judged.get(feature.name)
+            psi = result.psi if result is not None and result.psi is not None else NAN
+            self.feature_psi.labels(feature.name).set(psi)
+            self.feature_drift.labels(feature.name).set(_flag(result is not None and result.drift))
+        judged_tasks = {p.task: p for p in report.prediction}
+        for task, outputs in reference.predictions.items():
+            result = judged_tasks.get(task)
+            judged_outputs = {o.output: o for o in result.outputs} if result else {}
+            for output in outputs:
+                value = judged_outputs.get(output)
+                psi = value.psi if value is not None and value.psi is not None else NAN
+                self.prediction_psi.labels(task, output).set(psi)
+            self.prediction_drift.labels(task).set(_flag(result is not None and result.drift))
+        performance = report.performance
+        if performance is not None:
+            self.window_accuracy.set(NAN if performance.value is None else performance.value)
+            self.test_accuracy.set(
+                NAN if performance.test_value is None else performance.test_value
+            )
+            self.window_labels.set(performance.labels)
+        self.performance_drift.set(_flag(performance is not None and performance.drift))
+        self.window_rows.set(report.window)
+        self.detected.set(_flag(report.drifted))
+        self.last_check.set(report.checked_at.timestamp())
+
+
+def _drifting(report: dict[str, Any]) -> set[tuple[str, str]]:
+    """What a check flagged, as (kind, name) pairs: features, prediction tasks, performance."""
+    flagged = {("feature", name) for name in report.get("drifted_features", [])}
+    flagged |= {("prediction", t) for t, p in report.get("prediction", {}).items() if p["drift"]}
+    performance = report.get("performance") or {}
+    if performance.get("drift"):
+        flagged.add(("performance", performance["metric"]))
+    return flagged
+
+
+class DriftEvents:
+    """The JSON-lines event log: one line per check, one per drift that starts or ends."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, report: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        if self.path is None:
+            return
+        at = report["checked_at"]
+        lines = [
+            {
+                "time": at,
+                "event": "drift_check",
+                "window": report["window"],
+                "drifted": report["drifted"],
+                "drifted_features": report["drifted_features"],
+                "note": report["note"],
+            }
+        ]
+        now, before = _drifting(report), _drifting(previous or {})
+        lines += [
+            {"time": at, "event": "drift_started", "kind": kind, "name": name}
+            for kind, name in sorted(now - before)
+        ]
+        lines += [
+            {"time": at, "event": "drift_ended", "kind": kind, "name": name}
+            for kind, name in sorted(before - now)
+        ]
+        with self.path.open("ab") as events:
+            events.write(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+
+
+class DriftMonitor:
+    def __init__(
+        self,
+        database: Callable[[], LogDatabase],
+        reference: DriftReference,
+        settings: DriftSettings,
+        *,
+        gauges: DriftGauges,
+        events: DriftEvents,
+        test_value: float | None = None,
+        versions: dict[str, str | None] | None = None,
+        refresh: float = 2.0,
+        lead_retry: float = 5.0,
+    ) -> None:
+        self.database = database  # the log's database, its schema in place (may raise)
+        self.reference = reference
+        self.settings = settings
+        self.gauges = gauges
+        self.events = events
+        self.test_value = test_value
+        self.versions = versions or {}
+        self.refresh = refresh
+        self.lead_retry = lead_retry
+        self.leader = False
+        self.latest: dict[str, Any] | None = None  # the newest check, as /drift shows it
+        self.drift_warning: list[str] | None = None  # what each prediction says
+        self._checked_seq = 0
+        self._checked_time = -math.inf
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Start the thread in this process (after gunicorn forked the worker)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, daemon=True, name="drift")
+                self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def check(self, last_seq: int | None = None) -> dict[str, Any]:
+        """One check over the last `window` logged rows, recorded and published."""
+        previous = self.latest  # before anything can replace it
+        last_seq = self.database().last_seq() if last_seq is None else last_seq
+        rows = self.database().recent(self.settings.window)
+        report = check_window(
+            rows,
+            self.reference,
+            self.settings,
+            test_value=self.test_value,
+            versions=self.versions,
+            checked_at=datetime.now(UTC),
+        )
+        result = report.to_dict() | {"settings": self.settings.to_dict(), "last_seq": last_seq}
+        self.database().record_check(report.checked_at.timestamp(), result)
+        self.gauges.publish(report, self.reference)
+        self.events.write(result, previous)
+        self._checked_seq, self._checked_time = last_seq, time.monotonic()
+        self._show(result)
+        if report.drifted:
+            logger.warning(
+                "drift: features %s, predictions %s, performance %s",
+                report.drifted_features or "none",
+                [p.task for p in report.prediction if p.drift] or "none",
+                "dropped" if report.performance and report.performance.drift else "ok",
+            )
+        return result
+
+    def _show(self, result: dict[str, Any] | None) -> None:
+        self.latest = result
+        self.drift_warning = (result or {}).get("drifted_features") or None
+
+    def _due(self, last_seq: int) -> bool:
+        return (
+            last_seq - self._checked_seq >= self.settings.check_every
+            or time.monotonic() - self._checked_time >= self.settings.interval
+        )
+
+    def _run(self) -> None:
+        poll = min(1.0, self.settings.interval, self.refresh)
+        next_lead_try = refreshed = -math.inf
+        warned = False
+        while not self._stop.is_set():
+            try:
+                now = time.monotonic()
+                if not self.leader and now >= next_lead_try:
+                    next_lead_try = now + self.lead_retry
+                    self.leader = self.database().acquire_monitor_lock()
+                    if self.leader:
+                        logger.info("drift monitor: this process checks for all workers")
+                if self.leader:
+                    last_seq = self.database().last_seq()
+                    if self._due(last_seq):
+                        self.check(last_seq)
+                elif now - refreshed >= self.refresh:
+                    refreshed = now
+                    latest = self.database().latest_check()
+                    if latest is not None:
+                        self._show(latest)
+                warned = False
+            except LogUnavailable as err:
+                if not warned:  # once per outage, not once per poll
+                    logger.warning("drift monitor: prediction log unavailable: %s", err)
+                    warned = True
+            except Exception:  # the monitor must outlive any one bad check
+                logger.exception("drift monitor: check failed")
+            self._stop.wait(poll)
