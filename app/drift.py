@@ -12,7 +12,12 @@ from werkzeug.exceptions import ServiceUnavailable
 from app.metrics import registry_kwargs
 from app.monitor import DriftEvents, DriftGauges, DriftMonitor
 from migraine_ml.monitoring.drift import DriftReference
-from migraine_ml.monitoring.monitor import CLASSIFICATION, REGRESSION, DriftSettings, champion_figure
+from migraine_ml.monitoring.monitor import (
+    CLASSIFICATION,
+    REGRESSION,
+    DriftSettings,
+    champion_figure,
+)
 from migraine_ml.monitoring.prediction_log import LogUnavailable
 
 logger = logging.getLogger(__name__)

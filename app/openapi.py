@@ -253,6 +253,39 @@ def build_spec(
                     },
                 }
             },
+            "/drift": {
+                "get": {
+                    "summary": "The latest drift check over the pooled prediction log",
+                    "responses": {
+                        "200": {
+                            "description": "the latest check (checked_at null before the first)",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["checked_at"],
+                                        "properties": {
+                                            "checked_at": {"type": ["string", "null"]},
+                                            "window": {"type": "integer"},
+                                            "drifted": {"type": "boolean"},
+                                            "drifted_features": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                            },
+                                            "features": {"type": "object"},
+                                            "prediction": {"type": "object"},
+                                            "performance": {"type": ["object", "null"]},
+                                            "settings": {"type": "object"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _error("missing or wrong API key"),
+                        "503": _error("drift monitoring is off, or the log is unavailable"),
+                    },
+                }
+            },
             "/health": {
                 "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
             },

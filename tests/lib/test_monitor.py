@@ -6,69 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from migraine_ml.data.synthetic import generate_cohort
 from migraine_ml.monitoring.drift import DriftReference
 from migraine_ml.monitoring.drift_report import parse_since, served_versions
 from migraine_ml.monitoring.monitor import (
     DriftSettings,
-    check_window,
     champion_figure,
+    check_window,
     window_inputs,
     window_predictions,
 )
-from migraine_ml.monitoring.reference import INPUTS, PREDICTIONS, input_profile, prediction_profile
-
-SERVED = "served000001"
+from tests.drift_rows import SERVED, logged, reference_dict
 
 
 @pytest.fixture(scope="module")
-def training():
-    return generate_cohort(rows=4000, prevalence=0.35, seed=0)
-
-
-@pytest.fixture(scope="module")
-def reference(training, schema) -> DriftReference:
-    p = np.asarray(training.true_probability)
-    return DriftReference.from_dict(
-        {
-            INPUTS: input_profile(training.data, schema),
-            PREDICTIONS: {
-                "classification": {"0": prediction_profile(1 - p), "1": prediction_profile(p)},
-                "regression": {
-                    "value": prediction_profile(training.data["migraine_severity"].fillna(5))
-                },
-            },
-        }
-    )
-
-
-def logged(rows: int, seed: int, *, shift: dict[str, float] | None = None, version=SERVED):
-    """What `LogDatabase.recent` returns for `rows` fresh predictions (no labels)."""
-    cohort = generate_cohort(rows=rows, prevalence=0.35, seed=seed)
-    data = cohort.data.iloc[:rows]
-    for name, amount in (shift or {}).items():
-        data = data.assign(**{name: data[name] + amount})
-    p = np.asarray(cohort.true_probability)[:rows]
-    records = [
-        {k: (None if pd.isna(v) else v) for k, v in record.items()}
-        for record in data.drop(columns=["migraine_occurrence", "migraine_severity"]).to_dict(
-            "records"
-        )
-    ]
-    return pd.DataFrame(
-        {
-            "seq": np.arange(1, rows + 1),
-            "prediction_id": [f"id{i}" for i in range(rows)],
-            "created": 1.7e9 + np.arange(rows),
-            "classifier_version": version,
-            "regressor_version": version,
-            "features": records,
-            "probabilities": [{"0": 1 - x, "1": x} for x in p],
-            "predicted_class": np.where(p > 0.5, "1", "0"),
-            "predicted_value": data["migraine_severity"].fillna(5).to_numpy(dtype=float),
-            "outcome": None,
-        }
-    )
+def reference(schema):
+    return DriftReference.from_dict(reference_dict(schema))
 
 
 def test_window_inputs_are_the_logged_records_as_columns(reference):
