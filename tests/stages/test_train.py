@@ -56,9 +56,16 @@ def test_top_two_per_task_are_saved_with_a_manifest(trained):
 def test_reference_holds_inputs_and_predictions(trained):
     reference = json.loads((trained / "models" / "reference.json").read_text())
     assert len(reference["inputs"]) == 23
-    assert set(reference["predictions"]) == {"classification", "regression"}
-    shares = reference["predictions"]["classification"]["shares"]
-    assert sum(shares) == pytest.approx(1)
+    predictions = reference["predictions"]
+    assert set(predictions) == {"classification", "regression"}
+    # every class's probability, and the severity, each profiled on every training row
+    # (the service answers both tasks for every record)
+    assert set(predictions["classification"]) == {"0", "1"}
+    assert set(predictions["regression"]) == {"value"}
+    for outputs in predictions.values():
+        for profile in outputs.values():
+            assert sum(profile["shares"]) == pytest.approx(1)
+            assert profile["rows"] == reference["rows"]
 
 
 def test_mlflow_has_a_child_run_per_candidate_and_two_champions(trained, mlflow_uri):
