@@ -149,6 +149,14 @@ def parse_feedback(body: dict[str, Any], store) -> Feedback:
     return Feedback(prediction_id, outcome, target, observed_at)
 
 
+class Contradiction(Conflict):
+    """409: a well-formed label that contradicts the logged prediction (or the clock)."""
+
+    def __init__(self, problems: list[dict]):
+        super().__init__()
+        self.problems = problems
+
+
 def _unavailable(detail: str) -> ServiceUnavailable:
     return ServiceUnavailable(detail, retry_after=RETRY_AFTER_SECONDS)
 
@@ -178,7 +186,8 @@ def feedback():
     except AlreadyLabelled:
         raise Conflict(f"prediction {label.prediction_id} is labelled already") from None
     except InvalidFeedback as err:
-        raise InvalidInput([{"field": "observed_at", "problem": str(err)}]) from None
+        # 409, not 400: the body is valid on its own; it conflicts with what the log holds
+        raise Contradiction([{"field": "observed_at", "problem": str(err)}]) from None
     except LogUnavailable:
         raise _unavailable("the prediction log is unavailable: try again later") from None
     return jsonify({"prediction_id": label.prediction_id, "delay_seconds": delay}), 201

@@ -242,7 +242,10 @@ def build_spec(
                         "400": _error("invalid input: every offending field is named"),
                         "401": _error("missing or wrong API key"),
                         "404": _error("no prediction with this id in the log"),
-                        "409": _error("the prediction is labelled already"),
+                        "409": _error(
+                            "the prediction is labelled already, or observed_at contradicts it "
+                            "(before the prediction, or in the future)"
+                        ),
                         "413": _error("body too large"),
                         "415": _error("not JSON"),
                         "429": _error("rate limited; see Retry-After"),

@@ -93,12 +93,6 @@ def test_a_second_label_is_409(client, predicted):
             "observed_at",
             "expected an RFC 3339 date-time with a time zone, e.g. 2025-05-01T08:30:00Z",
         ),
-        ({"observed_at": _iso(3600)}, "observed_at", "observed_at is in the future"),
-        (
-            {"observed_at": _iso(-3600)},
-            "observed_at",
-            "observed_at is before the prediction was made",
-        ),
         ({"colour": "blue"}, "colour", "unknown field"),
         (
             {"prediction_id": "not-an-id"},
@@ -113,6 +107,27 @@ def test_invalid_feedback_is_400_naming_the_field(client, predicted, change, fie
     assert response.status_code == 400
     assert response.get_json()["error"] == "bad request"
     assert {"field": field, "problem": problem} in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "problem"),
+    [
+        (3600, "observed_at is in the future"),
+        (-3600, "observed_at is before the prediction was made"),
+    ],
+)
+def test_an_observation_time_contradicting_the_prediction_is_409(
+    client, predicted, seconds, problem
+):
+    """Well-formed, so not a 400: it conflicts with the logged prediction or the clock."""
+    body = {"prediction_id": predicted, "outcome": 1, "observed_at": _iso(seconds)}
+    response = client.post("/feedback", json=body)
+    assert response.status_code == 409
+    assert response.get_json() == {
+        "error": "conflict",
+        "detail": [{"field": "observed_at", "problem": problem}],
+    }
+    assert client.post("/feedback", json=body | {"observed_at": _iso(0)}).status_code == 201
 
 
 def test_neither_outcome_nor_target_is_400(client, predicted):
