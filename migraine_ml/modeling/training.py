@@ -69,6 +69,7 @@ def train_task(
     config: TrainConfig,
     models_dir: Path,
     parity_rows: pd.DataFrame,
+    served_rows: pd.DataFrame,
     tags: dict[str, str],
     on_done: Callable[[Candidate, int, int], None] | None = None,
 ) -> tuple[TaskResult, dict[str, ParityRecord]]:
@@ -140,8 +141,11 @@ def train_task(
         logger.info(
             "saved %s %s (%s) -> %s", entry["rank"], entry["name"], task.name, entry["file"]
         )
-    # every output: each class's probability, or the predicted value
-    profile = prediction_profiles(predicted_scores(champion.pipeline, X, data.classes))
+    # Every output (each class's probability, or the predicted value) on every training
+    # row, not only the task's: the service answers every task for every record (the
+    # severity of a day without migraine too), and the drift monitor compares its outputs
+    # with these.
+    profile = prediction_profiles(predicted_scores(champion.pipeline, served_rows, data.classes))
     result = TaskResult(task.name, task.scoring, ranked, cv, entries, profile)
     return result, fast_path
 
@@ -179,6 +183,7 @@ def train_models(
                 config=config,
                 models_dir=models_dir,
                 parity_rows=parity_rows,
+                served_rows=train[schema.features],
                 tags=tags,
                 on_done=on_done,
             )
