@@ -152,3 +152,31 @@ def test_invalid_drift_settings_stop_the_start_with_the_reason(deployment):
 def test_records_helper_makes_valid_requests(client):
     assert len(predict(client, records(20, seed=8))) == 20
     assert np.isfinite([p["probability"] for p in predict(client, records(5, seed=9))]).all()
+
+
+def test_wrong_labels_through_feedback_flag_an_accuracy_drop(drift_app, deployment):
+    """Labels arrive through POST /feedback; judged once DRIFT_MIN_LABELS of them exist."""
+    client = drift_app.test_client()
+    monitor = drift_app.extensions["drift_monitor"]
+    monitor.test_value = 0.75  # the trained fixture's models are judged against this figure
+    predictions = predict(client, records(250, seed=10))
+
+    def label(batch):
+        for p in batch:  # every label the other class: the window's accuracy is 0
+            wrong = "0" if str(p["predicted_class"]) == "1" else "1"
+            body = {"prediction_id": p["prediction_id"], "outcome": wrong}
+            assert client.post("/feedback", json=body).status_code == 201
+
+    label(predictions[:199])
+    drift_app.extensions["prediction_log"].flush()
+    before = monitor.check()["performance"]
+    assert before["labels"] == 199 and before["value"] == 0.0
+    assert before["evaluated"] is False and before["drift"] is False
+    label(predictions[199:200])
+    after = monitor.check()["performance"]
+    assert after["labels"] == 200 and after["evaluated"] and after["drift"]
+    assert after["drop"] == pytest.approx(0.75)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "migraine_drift_performance_drift 1.0" in metrics
+    assert "migraine_drift_window_accuracy 0.0" in metrics
+    assert "migraine_drift_window_labels 200.0" in metrics
