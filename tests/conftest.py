@@ -12,8 +12,9 @@ from migraine_ml.data.synthetic import generate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The small trained pipeline (session-scoped) is shared by tests/stages and tests/app.
-pytest_plugins = ["tests.pipeline_fixtures"]
+# The small trained pipeline (session-scoped) is shared by tests/stages and tests/app;
+# headless Chromium by the tests of HTML reports.
+pytest_plugins = ["tests.pipeline_fixtures", "tests.browser"]
 
 
 @pytest.fixture(scope="session")

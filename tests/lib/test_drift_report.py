@@ -106,3 +106,22 @@ def test_bad_input_is_refused_with_the_reason(deployment, tmp_path):
     missing = CliRunner().invoke(main, ["drift-report", "--models", str(tmp_path / "none")])
     assert missing.exit_code == 1
     assert "cannot read the models' reference" in missing.output
+
+
+@pytest.mark.integration
+def test_the_page_renders_its_figures_in_a_browser(deployment, browser):
+    assert run(deployment, "--since", "1h").exit_code == 0
+    browser.get((deployment / "reports" / "drift.html").as_uri())
+    images = browser.execute_script(
+        "return [...document.images].map(i => [i.alt, i.complete, i.naturalWidth])"
+    )
+    alts = [alt for alt, complete, width in images if complete and width > 0]
+    assert "Input sleep_hours: reference vs this period" in alts
+    assert len(alts) == len(images)  # none broken
+    assert browser.find_element("id", "verdict").text == "DRIFT: sleep_hours"
+    drifted = browser.find_elements("css selector", "#features tr.drift td:first-child")
+    assert [cell.text for cell in drifted] == ["sleep_hours"]
+    resources = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(r => r.name)"
+    )
+    assert [r for r in resources if not r.startswith("data:")] == []
