@@ -29,6 +29,7 @@ help:
 	@echo "make gate    exit non-zero unless reports/gate.json passed (for CI)"
 	@echo "make bench   train-stage timing, bench/train_time.py (results in reports/bench/)"
 	@echo "make lint    ruff check + format check, yamllint, GitHub workflow schema check"
+	@echo "make dashboards  regenerate the Grafana dashboard JSON from monitoring/grafana/dashboard.py"
 	@echo "make security  bandit and pip-audit"
 	@echo "make format  ruff format + ruff check --fix"
 	@echo "make clean   remove caches and test leftovers (keeps $(VENV) and DVC outputs)"
