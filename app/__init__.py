@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,6 +12,17 @@ from app import drift, errors, metrics, prediction_log, security
 from app.model_store import ModelStore
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _log_where_gunicorn_logs() -> None:
+    """Under gunicorn, the service's own loggers write to gunicorn's error log, at its level."""
+    gunicorn_error = logging.getLogger("gunicorn.error")
+    if not gunicorn_error.handlers:
+        return  # tests, flask run, the drift monitor process: the caller configures logging
+    for name in ("app", "migraine_ml"):
+        own = logging.getLogger(name)
+        own.handlers, own.propagate = list(gunicorn_error.handlers), False
+        own.setLevel(gunicorn_error.level)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -53,6 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     else:
         app.config.update(test_config)
 
+    _log_where_gunicorn_logs()
     store = ModelStore(
         Path(app.config["MODELS_DIR"]),
         Path(app.config["DVC_LOCK"]),

@@ -86,7 +86,7 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/drift")
 def drift():
-    """The latest drift check over the pooled log (any worker answers the same)."""
+    """The latest drift check over the pooled log (workers agree within their 2-s refresh)."""
     monitor: DriftMonitor | None = current_app.extensions["drift_monitor"]
     if monitor is None:
         raise ServiceUnavailable(current_app.extensions["drift_off"])

@@ -14,6 +14,8 @@ LOG_LEVEL, GUNICORN_* and PROMETHEUS_MULTIPROC_DIR are the names this file read 
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 
@@ -50,3 +52,25 @@ def child_exit(server, worker):
     from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
     GunicornPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
+
+
+# The drift monitor runs as a process of its own beside the workers (app/monitor.py
+# says why); it reads the same MIGRAINE_* settings and writes its gauges into the same
+# multiprocess directory. It exits by itself when there is nothing to monitor.
+_drift_monitor = None
+
+
+def when_ready(server):
+    global _drift_monitor
+    command = "from app.monitor import main; main()"
+    _drift_monitor = subprocess.Popen([sys.executable, "-c", command])
+    server.log.info("drift monitor process started (pid %d)", _drift_monitor.pid)
+
+
+def on_exit(server):
+    if _drift_monitor is not None and _drift_monitor.poll() is None:
+        _drift_monitor.terminate()
+        try:
+            _drift_monitor.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _drift_monitor.kill()

@@ -1,17 +1,22 @@
 """The drift monitor: one process checks the pooled prediction log for every worker.
 
-Every worker runs a `DriftMonitor` thread, but only the one holding the log's
-monitor lock (`LogDatabase.acquire_monitor_lock`: a file lock beside a SQLite
-log, an advisory lock on PostgreSQL, so one monitor per shared log even across
-replicas) checks drift: every `check_every` logged predictions or `interval`
-seconds, over the last `window` rows of the log, i.e. the traffic of all
-workers, not a third of it. The leader records each result in the log
-(`record_check`), writes the JSON-lines events and sets the Prometheus gauges
-(multiprocess mode "mostrecent": the newest value wins, whichever process
-wrote it); the other workers read the latest result from the log every
-`refresh` seconds, so `/drift` and each prediction's `drift_warning` agree in
-every worker. If the leader dies the kernel (or PostgreSQL) releases its lock
-and another worker takes over within `lead_retry` seconds.
+Under gunicorn the checking is done by a process of its own that the master
+starts beside the workers (`main`, from app/gunicorn.conf.py): a check holds
+the GIL for tens of milliseconds, and in a worker every request would wait on
+it. That process holds the log's monitor lock (`LogDatabase.acquire_monitor_lock`:
+a file lock beside a SQLite log, an advisory lock on PostgreSQL, so one monitor
+per shared log even across replicas) and checks drift every `check_every`
+logged predictions or `interval` seconds over the last `window` rows of the
+log: the traffic of all workers, not a third of it. It records each result in
+the log (`record_check`), writes the JSON-lines events and sets the Prometheus
+gauges (multiprocess mode "mostrecent": the newest value wins, whichever
+process wrote it).
+
+Every worker runs a `DriftMonitor` thread too, as a follower: it reads the
+latest result from the log every `refresh` seconds, so `/drift` and each
+prediction's `drift_warning` agree across workers within that delay. If no
+process holds the lock (the monitor process died, or there is no gunicorn),
+a worker takes it after `lead_delay` seconds and checks itself.
 
 Nothing here runs on the request path: a request reads `drift_warning`, an
 attribute.
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -162,6 +169,7 @@ class DriftMonitor:
         versions: dict[str, str | None] | None = None,
         refresh: float = 2.0,
         lead_retry: float = 5.0,
+        lead_delay: float = 5.0,
     ) -> None:
         self.database = database  # the log's database, its schema in place (may raise)
         self.reference = reference
@@ -172,6 +180,9 @@ class DriftMonitor:
         self.versions = versions or {}
         self.refresh = refresh
         self.lead_retry = lead_retry
+        # workers wait this long before their first try, so that the monitor process
+        # gunicorn starts beside them (app.monitor.main) takes the lock first
+        self.lead_delay = lead_delay
         self.leader = False
         self.latest: dict[str, Any] | None = None  # the newest check, as /drift shows it
         self.drift_warning: list[str] | None = None  # what each prediction says
@@ -215,12 +226,15 @@ class DriftMonitor:
         self.events.write(result, previous)
         self._checked_seq, self._checked_time = last_seq, time.monotonic()
         self._show(result)
-        if report.drifted:
+        started, ended = (
+            _drifting(result) - _drifting(previous or {}),
+            _drifting(previous or {}) - _drifting(result),
+        )
+        if started or ended:  # once per change, as the events file says it
             logger.warning(
-                "drift: features %s, predictions %s, performance %s",
-                report.drifted_features or "none",
-                [p.task for p in report.prediction if p.drift] or "none",
-                "dropped" if report.performance and report.performance.drift else "ok",
+                "drift started: %s; ended: %s",
+                ", ".join(f"{kind} {name}" for kind, name in sorted(started)) or "nothing",
+                ", ".join(f"{kind} {name}" for kind, name in sorted(ended)) or "nothing",
             )
         return result
 
@@ -234,18 +248,30 @@ class DriftMonitor:
             or time.monotonic() - self._checked_time >= self.settings.interval
         )
 
+    def run(self) -> None:
+        """Lead (or follow) in the calling thread until stopped: the monitor process."""
+        self.lead_delay = 0.0
+        self._run()
+
     def _run(self) -> None:
         poll = min(1.0, self.settings.interval, self.refresh)
-        next_lead_try = refreshed = -math.inf
+        next_lead_try = time.monotonic() + self.lead_delay
+        refreshed = -math.inf
         warned = False
         while not self._stop.is_set():
             try:
                 now = time.monotonic()
-                if not self.leader and now >= next_lead_try:
+                if now >= next_lead_try:
+                    # the leader asks again too: a PostgreSQL restart ends its session lock
                     next_lead_try = now + self.lead_retry
+                    was_leader = self.leader
                     self.leader = self.database().acquire_monitor_lock()
-                    if self.leader:
-                        logger.info("drift monitor: this process checks for all workers")
+                    if self.leader != was_leader:
+                        logger.info(
+                            "drift monitor: process %d %s",
+                            os.getpid(),
+                            "now checks for every worker" if self.leader else "lost the lock",
+                        )
                 if self.leader:
                     last_seq = self.database().last_seq()
                     if self._due(last_seq):
@@ -263,3 +289,25 @@ class DriftMonitor:
             except Exception:  # the monitor must outlive any one bad check
                 logger.exception("drift monitor: check failed")
             self._stop.wait(poll)
+
+
+def main() -> None:
+    """The drift monitor as a process of its own (`from app.monitor import main; main()`).
+
+    gunicorn's master starts it beside the workers (app/gunicorn.conf.py), with
+    the same MIGRAINE_* settings: a check holds the GIL for tens of
+    milliseconds, and in a worker every request thread waiting on it would pay.
+    The workers then only follow (read the latest check); if this process dies,
+    one of them takes the lock over within `lead_retry` seconds.
+    """
+    from app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] %(message)s")
+    app = create_app()
+    monitor: DriftMonitor | None = app.extensions["drift_monitor"]
+    if monitor is None:
+        logger.info("drift monitor process: nothing to do (%s)", app.extensions["drift_off"])
+        return
+    signal.signal(signal.SIGTERM, lambda *_: monitor._stop.set())
+    signal.signal(signal.SIGINT, lambda *_: monitor._stop.set())
+    monitor.run()

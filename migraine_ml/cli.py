@@ -187,10 +187,10 @@ def report(base: str, out: str) -> None:
     help="A parameter and its values, as for `dvc exp run -S`: features.n_features=10,30.",
 )
 def sweep(grid: tuple[str, ...]) -> None:
-    """Run a parameter grid as DVC experiments and show a table of it.
+    """Run a parameter grid as DVC experiments.
 
-    The table keeps the experiment, its swept parameters and the champions'
-    primary metrics.
+    Then show a table of them: the experiment, its swept parameters and the
+    champions' primary metrics.
     """
     from migraine_ml.experiments import SweepError, run_sweep, swept_parameters
 
@@ -232,7 +232,10 @@ def drift_report(
     min_window: int,
     min_labels: int,
 ) -> None:
-    """Check drift over every prediction logged since --since; write drift.json and drift.html.
+    """Judge drift in the prediction log.
+
+    Every prediction logged since --since is judged at once; the verdict goes to
+    drift.json and drift.html in --out-dir.
 
     Exit 0 whether or not there is drift (the JSON says); 1 when the log or the
     models cannot be read.

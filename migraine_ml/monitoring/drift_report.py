@@ -236,7 +236,11 @@ def write_drift_report(
     result = report.to_dict() | {
         "since": since.isoformat(),
         "until": now.isoformat(),
-        "settings": settings.to_dict(),
+        # what judged this period (the window is the period itself, every row of it)
+        "settings": {
+            key: settings.to_dict()[key]
+            for key in ("min_window", "min_labels", "metric", "max_drop")
+        },
         "versions": versions,
     }
     json_path.write_text(json.dumps(result, indent=2) + "\n")

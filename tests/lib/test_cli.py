@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from migraine_ml.cli import main
 from tests.conftest import ROOT
 
-SUBCOMMANDS = ("schema", "examples", "gate", "report", "smoke", "sweep")
+SUBCOMMANDS = ("schema", "examples", "gate", "report", "smoke", "sweep", "drift-report")
 
 
 def _migraine(*args: str):
