@@ -580,7 +580,14 @@ class PostgresLog(LogDatabase):
         import psycopg
 
         if self._monitor is not None:
-            return True
+            try:  # the lock lives as long as its session: is the session still there?
+                self._monitor.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                logger.warning("prediction log: the monitor lock's session ended; asking again")
+                with contextlib.suppress(psycopg.Error):
+                    self._monitor.close()
+                self._monitor = None
         try:
             # a session lock on a connection of its own, held as long as it stays open
             connection = psycopg.connect(self.target, autocommit=True, connect_timeout=5)

@@ -282,3 +282,22 @@ class socket_port:
 
     def __exit__(self, *exc) -> None:
         self.sock.close()
+
+
+def test_the_postgresql_monitor_lock_is_asked_again_after_a_restart(postgres):
+    """A restart ends the leader's session and its lock: the leader must notice, not
+    believe it still leads while another replica takes the lock too."""
+    url = postgres.fresh_url()
+    leader, other = open_log(url), open_log(url)
+    leader.migrate()
+    try:
+        assert leader.acquire_monitor_lock()
+        postgres.stop()
+        with pytest.raises(LogUnavailable):
+            leader.acquire_monitor_lock()  # the session is gone and nothing answers
+        postgres.start()
+        assert other.acquire_monitor_lock()  # the old lock did not survive the restart
+        assert not leader.acquire_monitor_lock()  # and the old leader knows it
+    finally:
+        leader.close()
+        other.close()
