@@ -56,21 +56,35 @@ def child_exit(server, worker):
 
 # The drift monitor runs as a process of its own beside the workers (app/monitor.py
 # says why); it reads the same MIGRAINE_* settings and writes its gauges into the same
-# multiprocess directory. It exits by itself when there is nothing to monitor.
-_drift_monitor = None
+# multiprocess directory. It exits by itself when there is nothing to monitor, or when
+# this master is gone. Its handle lives on the arbiter: a HUP re-executes this file.
+
+
+def _start_drift_monitor(server):
+    command = "from app.monitor import main; main()"
+    server.drift_monitor = subprocess.Popen([sys.executable, "-c", command])
+    server.log.info("drift monitor process started (pid %d)", server.drift_monitor.pid)
+
+
+def _stop_drift_monitor(server):
+    process = getattr(server, "drift_monitor", None)
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def when_ready(server):
-    global _drift_monitor
-    command = "from app.monitor import main; main()"
-    _drift_monitor = subprocess.Popen([sys.executable, "-c", command])
-    server.log.info("drift monitor process started (pid %d)", _drift_monitor.pid)
+    _start_drift_monitor(server)
+
+
+def on_reload(server):
+    # a reload may serve new models: the monitor must judge against their reference
+    _stop_drift_monitor(server)
+    _start_drift_monitor(server)
 
 
 def on_exit(server):
-    if _drift_monitor is not None and _drift_monitor.poll() is None:
-        _drift_monitor.terminate()
-        try:
-            _drift_monitor.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _drift_monitor.kill()
+    _stop_drift_monitor(server)

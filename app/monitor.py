@@ -310,4 +310,13 @@ def main() -> None:
         return
     signal.signal(signal.SIGTERM, lambda *_: monitor._stop.set())
     signal.signal(signal.SIGINT, lambda *_: monitor._stop.set())
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the master was killed without stopping us: stop too
+        while not monitor._stop.wait(1.0):
+            if os.getppid() != parent:
+                logger.info("drift monitor process: the gunicorn master is gone; exiting")
+                monitor._stop.set()
+
+    threading.Thread(target=orphaned, daemon=True, name="orphaned").start()
     monitor.run()
