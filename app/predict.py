@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -59,6 +59,42 @@ def _validator(store) -> RecordValidator:
     return validator
 
 
+class _Served(NamedTuple):
+    """What every request reads of the loaded models, worked out once per store."""
+
+    classifier: Any
+    regressor: Any
+    models: dict[str, dict[str, str]]  # the response's "models"
+    names: tuple[str | None, ...]  # the log row's model names and versions
+    expected_key: str
+    class_labels: np.ndarray | None  # dtype=object, indexed by argmax
+    class_keys: tuple[str, ...] | None  # the probabilities' keys
+
+
+def _served(store) -> _Served:
+    cached = current_app.extensions.get("served")
+    if cached is not None and cached[0] is store:
+        return cached[1]
+    classifier, regressor = store.get("classification"), store.get("regression")
+    classes = classifier.classes if classifier else None
+    served = _Served(
+        classifier,
+        regressor,
+        {m.task: {"name": m.name, "version": m.version} for m in (classifier, regressor) if m},
+        (
+            classifier.name if classifier else None,
+            classifier.version if classifier else None,
+            regressor.name if regressor else None,
+            regressor.version if regressor else None,
+        ),
+        expected_value_key(store.schema),
+        np.asarray(classes, dtype=object) if classes is not None else None,
+        tuple(str(c) for c in classes) if classes is not None else None,
+    )
+    current_app.extensions["served"] = (store, served)
+    return served
+
+
 def _drift_warning() -> list[str] | None:
     """The inputs the latest drift check flagged, or None (what the log records too)."""
     monitor = current_app.extensions["drift_monitor"]
@@ -78,40 +114,33 @@ def predict():
         for field, count in Counter(p.field for p in problems).items():
             metrics.validation_errors.labels(field).inc(count)
         raise InvalidInput([p.to_dict() for p in problems])
-    classifier = store.get("classification")
-    regressor = store.get("regression")
+    served = _served(store)
+    classifier, regressor = served.classifier, served.regressor
     started = time.perf_counter()
     matrix = validator.matrix(rows)
     proba = classifier.predict(matrix, store.schema) if classifier else None
     severity = regressor.predict(matrix, store.schema) if regressor else None
     model_seconds = time.perf_counter() - started
 
-    models = {
-        m.task: {"name": m.name, "version": m.version}
-        for m in (classifier, regressor)
-        if m is not None
-    }
+    models, names, expected_key, keys = (
+        served.models,
+        served.names,
+        served.expected_key,
+        served.class_keys,
+    )
     now = time.time()
     predictions, log_rows = [], []
-    expected_key = expected_value_key(store.schema)
-    classes = classifier.classes if classifier else None
-    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if classifier else None
+    predicted = served.class_labels[proba.argmax(axis=1)] if classifier else None
     drift_warning = _drift_warning()
-    names = (
-        classifier.name if classifier else None,
-        classifier.version if classifier else None,
-        regressor.name if regressor else None,
-        regressor.version if regressor else None,
-    )
     for i, record in enumerate(records):
         out: dict[str, Any] = {"prediction_id": uuid.uuid4().hex}
         probabilities = predicted_class = predicted_value = None
         if classifier:
             row = proba[i]
             probabilities = out["probabilities"] = {
-                str(c): round(float(p), 6) for c, p in zip(classes, row, strict=True)
+                k: round(p, 6) for k, p in zip(keys, row.tolist(), strict=True)
             }
-            if len(classes) == 2:
+            if len(keys) == 2:
                 out["probability"] = round(float(row[1]), 6)
             out["predicted_class"] = predicted[i]
             predicted_class = str(predicted[i])
