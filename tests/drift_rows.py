@@ -40,7 +40,7 @@ def logged(
     rows: int, seed: int, *, shift: dict[str, float] | None = None, version: str = SERVED
 ) -> pd.DataFrame:
     """What `LogDatabase.recent` returns for `rows` fresh predictions (no labels)."""
-    cohort = generate_cohort(rows=rows, prevalence=0.35, seed=seed)
+    cohort = generate_cohort(rows=max(rows, 10), prevalence=0.35, seed=seed)  # its least
     data = cohort.data.iloc[:rows]
     for name, amount in (shift or {}).items():
         data = data.assign(**{name: data[name] + amount})

@@ -10,7 +10,12 @@ The rule, with every threshold a keyword argument of `check_drift`:
   flagged: the report says "window too small". With 50 undrifted rows, PSI on
   ten bins exceeds 0.2 about half the time.
 - Per feature, on its present (non-missing) values in a window of at least
-  `min_window` rows (a change in the missing share itself is not compared):
+  `min_window` rows (a change in the missing share itself is not compared); a
+  feature with fewer than `MIN_PRESENT` (90 %) of `min_window` present values
+  is not judged (its statistics are None): a few missing cells are normal, but
+  6 values of an input most clients leave out would give a PSI of 4. The same
+  holds for each model output (e.g. the first rows a newly served model
+  answered).
   - PSI over the reference's bins (numeric: its quantile bins with open outer
     edges; categorical: its values, plus one bin per value never seen in
     training), empty bins floored at `floor` (1e-4).
@@ -114,6 +119,8 @@ WINDOW_TOO_SMALL = "window too small"
 # measured on values limited the way the model sees them.
 OUTLIER_IQR_FACTOR = 3.0
 OUTLIER_MIN_DISTINCT = 10
+# A feature or output is judged on at least this share of min_window present values.
+MIN_PRESENT = 0.9
 # Cochran's rule for the chi-square approximation: every expected count >= 5.
 MIN_EXPECTED = 5.0
 
@@ -413,12 +420,14 @@ class _Statistics:
     effect: float | None
 
 
-def _numeric_statistics(feature: _NumericInput, values: pd.Series, *, floor: float) -> _Statistics:
+def _numeric_statistics(
+    feature: _NumericInput, values: pd.Series, *, floor: float, min_window: int
+) -> _Statistics:
     present = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     present = present[~np.isnan(present)]
     rows = int(present.size)
-    if rows == 0:
-        return _Statistics(feature.name, NUMERIC, 0, None, None, None)
+    if rows < MIN_PRESENT * min_window:  # a mostly-missing input: its few values are not judged
+        return _Statistics(feature.name, NUMERIC, rows, None, None, None)
     value = psi(feature.shares, bin_shares(present, feature.edges), floor=floor)
     if feature.sample.size == 0:
         return _Statistics(feature.name, NUMERIC, rows, value, None, None)
@@ -427,13 +436,13 @@ def _numeric_statistics(feature: _NumericInput, values: pd.Series, *, floor: flo
 
 
 def _categorical_statistics(
-    feature: _CategoricalInput, values: pd.Series, *, floor: float
+    feature: _CategoricalInput, values: pd.Series, *, floor: float, min_window: int
 ) -> _Statistics:
     # value_counts on the raw values: text conversion first costs a millisecond per column
     live = value_counts(values)
     rows = sum(live.values())
-    if rows == 0:
-        return _Statistics(feature.name, feature.kind, 0, None, None, None)
+    if rows < MIN_PRESENT * min_window:  # a mostly-missing input: its few values are not judged
+        return _Statistics(feature.name, feature.kind, rows, None, None, None)
     # every training value, then each value never seen in training as a bin of its own
     keys = [*feature.shares, *(key for key in live if key not in feature.shares)]
     reference_shares = np.array([feature.shares.get(key, 0.0) for key in keys])
@@ -453,12 +462,14 @@ def _output_drift(
     floor: float,
     psi_drift: float,
     psi_warning: float,
+    min_window: int,
 ) -> OutputDrift:
     present = np.asarray(scores, dtype=float)
     present = present[~np.isnan(present)]
     reference_mean = profile.get(MEAN)
-    if present.size == 0:
-        return OutputDrift(output, 0, None, None, reference_mean, False, False)
+    if present.size < MIN_PRESENT * min_window:  # e.g. a newly served model's first rows
+        mean = float(present.mean()) if present.size else None
+        return OutputDrift(output, int(present.size), None, mean, reference_mean, False, False)
     value = psi(profile[SHARES], bin_shares(present, profile[EDGES]), floor=floor)
     drift = value > psi_drift
     warning = not drift and value > psi_warning
@@ -592,9 +603,11 @@ def check_drift(
             f"window: no column {', '.join(map(repr, missing))}, expected every reference input"
         )
     statistics = [
-        _numeric_statistics(feature, window[feature.name], floor=floor)
+        _numeric_statistics(feature, window[feature.name], floor=floor, min_window=min_window)
         if isinstance(feature, _NumericInput)
-        else _categorical_statistics(feature, window[feature.name], floor=floor)
+        else _categorical_statistics(
+            feature, window[feature.name], floor=floor, min_window=min_window
+        )
         for feature in reference.inputs
     ]
 
@@ -627,6 +640,7 @@ def check_drift(
                 floor=floor,
                 psi_drift=psi_drift,
                 psi_warning=psi_warning,
+                min_window=min_window,
             )
             for task, outputs in predictions.items()
         )

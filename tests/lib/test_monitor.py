@@ -113,3 +113,27 @@ def test_since_takes_durations_and_dates():
     assert parse_since("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="expected a duration like 24h"):
         parse_since("last week", now)
+
+
+def test_an_input_most_rows_leave_out_is_not_judged_on_its_few_values(reference):
+    rows = logged(1000, 31, shift={"humidity": 30})
+    rows["features"] = [
+        {k: v for k, v in record.items() if k != "humidity" or i < 6}
+        for i, record in enumerate(rows["features"])
+    ]
+    report = check_window(rows, reference, DriftSettings(), versions={})
+    humidity = next(f for f in report.features if f.name == "humidity")
+    assert humidity.rows == 6 and humidity.psi is None and not humidity.drift
+    assert "humidity" not in report.drifted_features
+
+
+def test_a_newly_served_model_is_not_judged_on_its_first_rows(reference):
+    """After a deploy: 995 rows of the old version, 5 of the new one."""
+    rows = pd.concat([logged(995, 32, version="older0000001"), logged(5, 33)], ignore_index=True)
+    report = check_window(
+        rows, reference, DriftSettings(), versions={"classification": SERVED, "regression": SERVED}
+    )
+    assert report.window == 1000
+    for task in report.prediction:
+        assert not task.drift
+        assert all(o.rows == 5 and o.psi is None for o in task.outputs)
