@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.metrics import registry_kwargs
-from app.monitor import DriftEvents, DriftGauges, DriftMonitor
+from app.monitor import (
+    PID_FILE,
+    DriftEvents,
+    DriftGauges,
+    DriftMonitor,
+    monitor_process_alive,
+)
 from migraine_ml.monitoring.drift import DriftReference
 from migraine_ml.monitoring.monitor import (
     CLASSIFICATION,
@@ -74,6 +81,8 @@ def init_app(app: Flask) -> None:
         events=DriftEvents(app.config["DRIFT_EVENTS"] or None),
         test_value=_test_value(Path(app.config["METRICS_FILE"]), settings.metric),
         versions=versions,
+        # under gunicorn a process of its own checks; workers take over only without it
+        monitor_process_alive=monitor_process_alive if os.environ.get(PID_FILE) else None,
     )
     app.extensions["drift_monitor"] = monitor
 

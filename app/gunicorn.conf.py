@@ -12,6 +12,7 @@ WEB_CONCURRENCY are the conventional names platforms and gunicorn itself use; HO
 LOG_LEVEL, GUNICORN_* and PROMETHEUS_MULTIPROC_DIR are the names this file read first.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -60,6 +61,12 @@ def child_exit(server, worker):
 # this master is gone. Its handle lives on the arbiter: a HUP re-executes this file.
 
 
+# workers follow while the monitor process whose pid is here runs (app/monitor.py)
+os.environ["MIGRAINE_DRIFT_MONITOR_PID_FILE"] = os.path.join(
+    tempfile.gettempdir(), f"migraine-drift-monitor-{os.getpid()}.pid"
+)
+
+
 def _start_drift_monitor(server):
     command = "from app.monitor import main; main()"
     server.drift_monitor = subprocess.Popen([sys.executable, "-c", command])
@@ -74,6 +81,8 @@ def _stop_drift_monitor(server):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+    with contextlib.suppress(OSError):
+        os.remove(os.environ["MIGRAINE_DRIFT_MONITOR_PID_FILE"])
 
 
 def when_ready(server):

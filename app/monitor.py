@@ -24,6 +24,7 @@ attribute.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -111,6 +112,14 @@ class DriftGauges:
         self.last_check.set(report.checked_at.timestamp())
 
 
+def _unchanged(result: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """The same window judged the same way as the previous check (only the time differs)."""
+    if previous is None:
+        return False
+    same = {key: value for key, value in result.items() if key != "checked_at"}
+    return same == {key: value for key, value in previous.items() if key != "checked_at"}
+
+
 def _drifting(report: dict[str, Any]) -> set[tuple[str, str]]:
     """What a check flagged, as (kind, name) pairs: features, prediction tasks, performance."""
     flagged = {("feature", name) for name in report.get("drifted_features", [])}
@@ -170,6 +179,7 @@ class DriftMonitor:
         refresh: float = 2.0,
         lead_retry: float = 5.0,
         lead_delay: float = 5.0,
+        monitor_process_alive: Callable[[], bool] | None = None,
     ) -> None:
         self.database = database  # the log's database, its schema in place (may raise)
         self.reference = reference
@@ -183,6 +193,8 @@ class DriftMonitor:
         # workers wait this long before their first try, so that the monitor process
         # gunicorn starts beside them (app.monitor.main) takes the lock first
         self.lead_delay = lead_delay
+        # in a worker under gunicorn: whether the monitor process runs (then only follow)
+        self.monitor_process_alive = monitor_process_alive
         self.leader = False
         self.latest: dict[str, Any] | None = None  # the newest check, as /drift shows it
         self.drift_warning: list[str] | None = None  # what each prediction says
@@ -221,6 +233,12 @@ class DriftMonitor:
             checked_at=datetime.now(UTC),
         )
         result = report.to_dict() | {"settings": self.settings.to_dict(), "last_seq": last_seq}
+        if _unchanged(result, previous):
+            # a quiet hour would otherwise add a copy a minute; the gauges still say when
+            # the last check ran (the DriftCheckStale alert reads it)
+            self.gauges.publish(report, self.reference)
+            self._checked_seq, self._checked_time = last_seq, time.monotonic()
+            return previous
         self.database().record_check(report.checked_at.timestamp(), result)
         self.gauges.publish(report, self.reference)
         self.events.write(result, previous)
@@ -258,6 +276,9 @@ class DriftMonitor:
         next_lead_try = time.monotonic() + self.lead_delay
         refreshed = -math.inf
         warned = False
+        # a restarted monitor goes on from the last result: no drift announced twice
+        with contextlib.suppress(LogUnavailable):
+            self._show(self.database().latest_check())
         while not self._stop.is_set():
             try:
                 now = time.monotonic()
@@ -265,7 +286,12 @@ class DriftMonitor:
                     # the leader asks again too: a PostgreSQL restart ends its session lock
                     next_lead_try = now + self.lead_retry
                     was_leader = self.leader
-                    self.leader = self.database().acquire_monitor_lock()
+                    if self.monitor_process_alive is not None and self.monitor_process_alive():
+                        if self.leader:  # it was away (a reload): hand the checks back
+                            self.database().release_monitor_lock()
+                        self.leader = False
+                    else:
+                        self.leader = self.database().acquire_monitor_lock()
                     if self.leader != was_leader:
                         logger.info(
                             "drift monitor: process %d %s",
@@ -283,12 +309,27 @@ class DriftMonitor:
                         self._show(latest)
                 warned = False
             except LogUnavailable as err:
+                self.leader = False  # cannot check without the log; ask again once it is back
                 if not warned:  # once per outage, not once per poll
                     logger.warning("drift monitor: prediction log unavailable: %s", err)
                     warned = True
             except Exception:  # the monitor must outlive any one bad check
                 logger.exception("drift monitor: check failed")
             self._stop.wait(poll)
+
+
+# Set by app/gunicorn.conf.py: where the monitor process writes its pid.
+PID_FILE = "MIGRAINE_DRIFT_MONITOR_PID_FILE"
+
+
+def monitor_process_alive() -> bool:
+    """Whether the monitor process gunicorn started (per PID_FILE) is running."""
+    try:
+        pid = int(Path(os.environ[PID_FILE]).read_text())
+        os.kill(pid, 0)
+    except (KeyError, OSError, ValueError):
+        return False
+    return True
 
 
 def main() -> None:
@@ -302,6 +343,7 @@ def main() -> None:
     """
     from app import create_app
 
+    os.nice(10)  # background work: the workers answering requests come first
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] %(message)s")
     app = create_app()
     monitor: DriftMonitor | None = app.extensions["drift_monitor"]
@@ -310,6 +352,10 @@ def main() -> None:
         return
     signal.signal(signal.SIGTERM, lambda *_: monitor._stop.set())
     signal.signal(signal.SIGINT, lambda *_: monitor._stop.set())
+    monitor.monitor_process_alive = None  # this is that process: it leads
+    pid_file = os.environ.get(PID_FILE)
+    if pid_file:  # the workers read it: while this process runs they only follow
+        Path(pid_file).write_text(str(os.getpid()))
     parent = os.getppid()
 
     def orphaned() -> None:  # the master was killed without stopping us: stop too

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from migraine_ml.monitoring.drift import DriftReference, DriftReport, check_drift
+from migraine_ml.monitoring.reference import category_key
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -100,6 +101,8 @@ def window_predictions(
         served = _served(rows, "classifier_version", versions.get(CLASSIFICATION))
         probabilities = [p for p in served["probabilities"] if isinstance(p, Mapping)]
         table = pd.DataFrame.from_records(probabilities)
+        # the reference spells classes with category_key ("1" for 1.0 or True)
+        table.columns = [category_key(column) for column in table.columns]
         scores[CLASSIFICATION] = {
             str(output): table[output].to_numpy(dtype=float)
             if output in table.columns

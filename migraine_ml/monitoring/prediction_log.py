@@ -402,13 +402,18 @@ class LogDatabase:
         """The newest recorded drift report, or None before the first check."""
         with self._cursor(write=False) as cursor:
             self._execute(
-                cursor, "SELECT report FROM drift_checks ORDER BY checked_at DESC, id DESC LIMIT 1"
+                cursor,
+                "SELECT report FROM drift_checks ORDER BY checked_at DESC, id DESC LIMIT 1",
             )
             row = cursor.fetchone()
         return None if row is None else _loads(row[0])
 
     def acquire_monitor_lock(self) -> bool:
         """Non-blocking: True makes this process the drift monitor until close() or death."""
+        raise NotImplementedError
+
+    def release_monitor_lock(self) -> None:
+        """Stop being the drift monitor (another process is to take over)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -493,6 +498,9 @@ class SqliteLog(LogDatabase):
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
         self._local = threading.local()
+        self.release_monitor_lock()
+
+    def release_monitor_lock(self) -> None:
         if self._lock_file is not None:
             os.close(self._lock_file)  # closing the descriptor releases the flock
             self._lock_file = None
@@ -602,10 +610,14 @@ class PostgresLog(LogDatabase):
         self._monitor = connection
         return True
 
-    def close(self) -> None:
+    def release_monitor_lock(self) -> None:
         if self._monitor is not None:
-            self._monitor.close()
+            with contextlib.suppress(Exception):
+                self._monitor.close()  # the session ends, and its advisory lock with it
             self._monitor = None
+
+    def close(self) -> None:
+        self.release_monitor_lock()
         if self._pool is not None and self._pool_pid == os.getpid():
             self._pool.close()
         self._pool = None

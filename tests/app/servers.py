@@ -52,6 +52,7 @@ class Gunicorn:
             MIGRAINE_MODELS_DIR=str(deployment / "models"),
             MIGRAINE_DVC_LOCK=str(deployment / "dvc.lock"),
             MIGRAINE_PREDICTION_LOG=str(deployment / "predictions.db"),
+            MIGRAINE_DRIFT_EVENTS=str(tmp / "drift-events.jsonl"),
         )
         self.env.update(env)
         self.lines: list[str] | None = None

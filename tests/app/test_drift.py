@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 
 from app import create_app
@@ -149,9 +148,33 @@ def test_invalid_drift_settings_stop_the_start_with_the_reason(deployment):
         create_app(config(deployment, DRIFT_WINDOW=100))
 
 
-def test_records_helper_makes_valid_requests(client):
-    assert len(predict(client, records(20, seed=8))) == 20
-    assert np.isfinite([p["probability"] for p in predict(client, records(5, seed=9))]).all()
+def test_a_worker_hands_the_checks_back_to_the_monitor_process(deployment):
+    """Under gunicorn a worker checks only while the monitor process is away (a reload)."""
+    app = create_app(config(deployment, DRIFT_EVENTS="", **SMALL))
+    monitor = app.extensions["drift_monitor"]
+    process_running = []
+    monitor.monitor_process_alive = lambda: bool(process_running)
+    monitor.lead_delay = monitor.lead_retry = 0.1
+    process = open_log(str(deployment / "predictions.db"))  # stands for the process
+    try:
+        monitor.start()
+        assert _eventually(lambda: monitor.leader), "the worker never took over"
+        assert not process.acquire_monitor_lock()
+        process_running.append(True)
+        assert _eventually(lambda: not monitor.leader), "the worker kept the lock"
+        assert process.acquire_monitor_lock()
+    finally:
+        monitor.stop()
+        process.close()
+
+
+def _eventually(condition, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_wrong_labels_through_feedback_flag_an_accuracy_drop(drift_app, deployment):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -72,7 +75,7 @@ def test_tampered_models_make_gunicorn_refuse_to_serve(deployment, tmp_path, rec
         server.stop()
 
 
-def test_hup_reloads_workers_without_failing_arequest(deployment, tmp_path, record):
+def test_hup_reloads_workers_without_failing_a_request(deployment, tmp_path, record):
     server = Gunicorn(deployment, tmp_path)
     server.wait_until_up()
     failures, served, done = [], [], threading.Event()
@@ -103,6 +106,33 @@ def test_hup_reloads_workers_without_failing_arequest(deployment, tmp_path, reco
     assert failures == []
     assert any(t < hup for t in served) and any(t > hup + 3 for t in served)
     assert "Handling signal: hup" in log
+
+
+def test_the_drift_monitor_is_a_process_of_its_own(deployment, tmp_path):
+    """gunicorn's master starts it; it checks for the workers; it stops with the master."""
+    server = Gunicorn(deployment, tmp_path, drain=True, MIGRAINE_DRIFT_INTERVAL="1")
+    pid_file = Path(tempfile.gettempdir()) / f"migraine-drift-monitor-{server.process.pid}.pid"
+    try:
+        server.wait_until_up()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not pid_file.exists():
+            time.sleep(0.2)
+        pid = int(pid_file.read_text())
+        while time.monotonic() < deadline and f"process {pid} now" not in server.output():
+            time.sleep(0.2)
+        assert f"process {pid} now checks for every worker" in server.output()  # not a worker
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            status, body, _ = request(server.url + "/drift")
+            if json.loads(body)["checked_at"] is not None:
+                break
+            time.sleep(0.2)
+        assert status == 200 and json.loads(body)["note"].startswith("window too small")
+    finally:
+        server.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not pid_file.exists()
 
 
 def test_smoke_refuses_a_url_that_is_not_http(monkeypatch, capsys):
