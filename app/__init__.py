@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         # logged predictions or DRIFT_INTERVAL seconds over the last DRIFT_WINDOW rows
         DRIFT_CHECK_EVERY=500,
         DRIFT_INTERVAL=60,
+        DRIFT_MIN_SECONDS=5,  # never two checks closer together
         DRIFT_WINDOW=1000,
         DRIFT_MIN_WINDOW=200,  # judge nothing on fewer rows
         DRIFT_MIN_LABELS=200,  # judge accuracy from this many labels in the window

@@ -36,6 +36,7 @@ def settings_from(config) -> DriftSettings:
     return DriftSettings(
         check_every=int(config["DRIFT_CHECK_EVERY"]),
         interval=float(config["DRIFT_INTERVAL"]),
+        min_seconds=float(config["DRIFT_MIN_SECONDS"]),
         window=int(config["DRIFT_WINDOW"]),
         min_window=int(config["DRIFT_MIN_WINDOW"]),
         min_labels=int(config["DRIFT_MIN_LABELS"]),

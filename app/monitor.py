@@ -261,9 +261,10 @@ class DriftMonitor:
         self.drift_warning = (result or {}).get("drifted_features") or None
 
     def _due(self, last_seq: int) -> bool:
-        return (
+        since = time.monotonic() - self._checked_time
+        return since >= self.settings.interval or (
             last_seq - self._checked_seq >= self.settings.check_every
-            or time.monotonic() - self._checked_time >= self.settings.interval
+            and since >= self.settings.min_seconds
         )
 
     def run(self) -> None:

@@ -33,14 +33,18 @@ VALUE = "value"  # the regression task's one output in the reference
 class DriftSettings:
     """When a check runs and what it judges (the service's MIGRAINE_DRIFT_* settings).
 
-    A check runs every `check_every` logged predictions or every `interval`
-    seconds, whichever comes first, over the last `window` rows; nothing is
+    A check runs every `check_every` logged predictions (but not within
+    `min_seconds` of the last) or every `interval` seconds, whichever comes
+    first, over the last `window` rows; nothing is
     judged on fewer than `min_window` rows, and performance not on fewer than
     `min_labels` labels.
     """
 
     check_every: int = 500
     interval: float = 60.0
+    # never two checks closer than this: at 1,000 predictions/s check_every alone would
+    # mean two checks a second, far more often than Prometheus scrapes their result
+    min_seconds: float = 5.0
     window: int = 1000
     min_window: int = 200
     min_labels: int = 200
@@ -56,6 +60,7 @@ class DriftSettings:
                 ("window", self.window),
                 ("min_window", self.min_window),
                 ("min_labels", self.min_labels),
+                ("min_seconds", self.min_seconds),
             )
             if not value > 0
         ]

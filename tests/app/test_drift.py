@@ -203,3 +203,16 @@ def test_wrong_labels_through_feedback_flag_an_accuracy_drop(drift_app, deployme
     assert "migraine_drift_performance_drift 1.0" in metrics
     assert "migraine_drift_window_accuracy 0.0" in metrics
     assert "migraine_drift_window_labels 200.0" in metrics
+
+
+def test_checks_follow_traffic_but_never_closer_than_min_seconds(deployment):
+    app = create_app(config(deployment, DRIFT_EVENTS="", **SMALL | {"DRIFT_MIN_SECONDS": 5}))
+    monitor = app.extensions["drift_monitor"]
+    monitor._checked_seq, monitor._checked_time = 1000, time.monotonic()
+    assert not monitor._due(1099)  # too few new rows
+    assert not monitor._due(1100)  # enough rows, but the last check was just now
+    monitor._checked_time -= 5
+    assert monitor._due(1100)
+    assert not monitor._due(1050)
+    monitor._checked_time -= 3600  # DRIFT_INTERVAL: a check even without traffic
+    assert monitor._due(1000)
