@@ -19,12 +19,7 @@ from app.monitor import (
     monitor_process_alive,
 )
 from migraine_ml.monitoring.drift import DriftReference
-from migraine_ml.monitoring.monitor import (
-    CLASSIFICATION,
-    REGRESSION,
-    DriftSettings,
-    champion_figure,
-)
+from migraine_ml.monitoring.monitor import DriftSettings, champion_figure, served_versions
 from migraine_ml.monitoring.prediction_log import LogUnavailable
 
 logger = logging.getLogger(__name__)
@@ -69,11 +64,6 @@ def init_app(app: Flask) -> None:
     if not store.ready or not store.reference:
         app.extensions["drift_off"] = "drift monitoring is off: no verified models/reference.json"
         return
-    versions = {
-        task: (model.version if model is not None else None)
-        for task in (CLASSIFICATION, REGRESSION)
-        for model in [store.get(task)]
-    }
     monitor = DriftMonitor(
         log.ready_database,
         DriftReference.from_dict(store.reference),
@@ -81,7 +71,7 @@ def init_app(app: Flask) -> None:
         gauges=DriftGauges(**registry_kwargs(app)),
         events=DriftEvents(app.config["DRIFT_EVENTS"] or None),
         test_value=_test_value(Path(app.config["METRICS_FILE"]), settings.metric),
-        versions=versions,
+        versions=served_versions(store.manifest),
         # under gunicorn a process of its own checks; workers take over only without it
         monitor_process_alive=monitor_process_alive if os.environ.get(PID_FILE) else None,
     )

@@ -130,6 +130,14 @@ def _drifting(report: dict[str, Any]) -> set[tuple[str, str]]:
     return flagged
 
 
+def _changes(
+    result: dict[str, Any], previous: dict[str, Any] | None
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """What started drifting since the previous check, and what stopped."""
+    now, before = _drifting(result), _drifting(previous or {})
+    return now - before, before - now
+
+
 class DriftEvents:
     """The JSON-lines event log: one line per check, one per drift that starts or ends."""
 
@@ -138,7 +146,9 @@ class DriftEvents:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, report: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    def write(
+        self, report: dict[str, Any], started: set[tuple[str, str]], ended: set[tuple[str, str]]
+    ) -> None:
         if self.path is None:
             return
         at = report["checked_at"]
@@ -152,14 +162,13 @@ class DriftEvents:
                 "note": report["note"],
             }
         ]
-        now, before = _drifting(report), _drifting(previous or {})
         lines += [
             {"time": at, "event": "drift_started", "kind": kind, "name": name}
-            for kind, name in sorted(now - before)
+            for kind, name in sorted(started)
         ]
         lines += [
             {"time": at, "event": "drift_ended", "kind": kind, "name": name}
-            for kind, name in sorted(before - now)
+            for kind, name in sorted(ended)
         ]
         with self.path.open("ab") as events:
             events.write(b"".join(orjson.dumps(line) + b"\n" for line in lines))
@@ -233,21 +242,17 @@ class DriftMonitor:
             checked_at=datetime.now(UTC),
         )
         result = report.to_dict() | {"settings": self.settings.to_dict(), "last_seq": last_seq}
-        if _unchanged(result, previous):
-            # a quiet hour would otherwise add a copy a minute; the gauges still say when
-            # the last check ran (the DriftCheckStale alert reads it)
-            self.gauges.publish(report, self.reference)
-            self._checked_seq, self._checked_time = last_seq, time.monotonic()
-            return previous
-        self.database().record_check(report.checked_at.timestamp(), result)
+        unchanged = _unchanged(result, previous)
+        if not unchanged:  # a quiet hour would otherwise add a copy a minute
+            self.database().record_check(report.checked_at.timestamp(), result)
+        # the gauges say when the last check ran, changed or not (DriftCheckStale reads it)
         self.gauges.publish(report, self.reference)
-        self.events.write(result, previous)
         self._checked_seq, self._checked_time = last_seq, time.monotonic()
+        if unchanged:
+            return previous
+        started, ended = _changes(result, previous)
+        self.events.write(result, started, ended)
         self._show(result)
-        started, ended = (
-            _drifting(result) - _drifting(previous or {}),
-            _drifting(previous or {}) - _drifting(result),
-        )
         if started or ended:  # once per change, as the events file says it
             logger.warning(
                 "drift started: %s; ended: %s",

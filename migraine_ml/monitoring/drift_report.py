@@ -26,7 +26,7 @@ import pandas as pd
 
 from migraine_ml.evaluation.report import png_data_uri
 from migraine_ml.monitoring.drift import DriftReference, DriftReport
-from migraine_ml.monitoring.monitor import window_inputs, window_predictions
+from migraine_ml.monitoring.monitor import served_versions, window_inputs, window_predictions
 from migraine_ml.monitoring.reference import (
     EDGES,
     INPUTS,
@@ -198,15 +198,6 @@ or Cohen's w). Yellow rows: PSI between 0.1 and 0.2.</p>
 {images or "<p>None: no figure to show.</p>"}
 </body></html>
 """
-
-
-def served_versions(manifest: Mapping[str, Any]) -> dict[str, str]:
-    """The champion's version per task, as the service names it (the file md5's first 12)."""
-    return {
-        entry["task"]: entry["md5"][:12]
-        for entry in manifest["models"]
-        if entry["rank"] == "champion"
-    }
 
 
 def write_drift_report(

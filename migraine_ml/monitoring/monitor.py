@@ -23,6 +23,7 @@ import pandas as pd
 
 from migraine_ml.monitoring.drift import DriftReference, DriftReport, check_drift
 from migraine_ml.monitoring.reference import category_key
+from migraine_ml.pipeline import CHAMPION
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -82,6 +83,15 @@ def champion_figure(metrics: Mapping[str, Any], metric: str = "accuracy") -> flo
     return None if value is None else float(value)
 
 
+def served_versions(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The champion's version per task, as the service names it (the file md5's first 12)."""
+    return {
+        entry["task"]: entry["md5"][:12]
+        for entry in manifest["models"]
+        if entry["rank"] == CHAMPION
+    }
+
+
 def window_inputs(rows: pd.DataFrame, reference: DriftReference) -> pd.DataFrame:
     """The logged raw records as columns, one per reference input (absent fields missing)."""
     names = [feature.name for feature in reference.inputs]
@@ -90,7 +100,7 @@ def window_inputs(rows: pd.DataFrame, reference: DriftReference) -> pd.DataFrame
     return frame.reindex(columns=names)
 
 
-def _served(rows: pd.DataFrame, column: str, version: str | None) -> pd.DataFrame:
+def _answered_by(rows: pd.DataFrame, column: str, version: str | None) -> pd.DataFrame:
     return rows if version is None else rows[rows[column] == version]
 
 
@@ -103,7 +113,7 @@ def window_predictions(
     versions = versions or {}
     scores: dict[str, dict[str, np.ndarray]] = {}
     if CLASSIFICATION in reference.predictions:
-        served = _served(rows, "classifier_version", versions.get(CLASSIFICATION))
+        served = _answered_by(rows, "classifier_version", versions.get(CLASSIFICATION))
         probabilities = [p for p in served["probabilities"] if isinstance(p, Mapping)]
         table = pd.DataFrame.from_records(probabilities)
         # the reference spells classes with category_key ("1" for 1.0 or True)
@@ -115,7 +125,7 @@ def window_predictions(
             for output in reference.predictions[CLASSIFICATION]
         }
     if REGRESSION in reference.predictions:
-        served = _served(rows, "regressor_version", versions.get(REGRESSION))
+        served = _answered_by(rows, "regressor_version", versions.get(REGRESSION))
         values = pd.to_numeric(served["predicted_value"], errors="coerce")
         scores[REGRESSION] = {VALUE: values.to_numpy(dtype=float, na_value=np.nan)}
     return scores
@@ -140,7 +150,7 @@ def check_window(
     predictions = window_predictions(rows, reference, versions)
     outcomes = predicted = None
     if CLASSIFICATION in reference.predictions:
-        served = _served(rows, "classifier_version", (versions or {}).get(CLASSIFICATION))
+        served = _answered_by(rows, "classifier_version", (versions or {}).get(CLASSIFICATION))
         outcomes = served["outcome"].where(served["outcome"].notna(), None)
         predicted = served["predicted_class"]
     return check_drift(

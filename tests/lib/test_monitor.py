@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from migraine_ml.monitoring.drift import DriftReference
-from migraine_ml.monitoring.drift_report import parse_since, served_versions
+from migraine_ml.monitoring.drift_report import parse_since
 from migraine_ml.monitoring.monitor import (
     DriftSettings,
     champion_figure,
     check_window,
+    served_versions,
     window_inputs,
     window_predictions,
 )
