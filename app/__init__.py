@@ -32,6 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         DVC_LOCK=str(ROOT / "dvc.lock"),
         VERIFY_MODELS=True,  # refuse models whose hash does not match dvc.lock
         FAST_PATH=True,  # numpy fast path where training recorded parity
+        LOAD_PIPELINES=True,  # False: verify models/ but load no model (the drift monitor)
         MAX_BATCH=1000,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # bytes; larger bodies get 413
         # a SQLite file, a postgresql:// URL (shared by replicas), or "off" (no logging)
@@ -71,7 +72,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         Path(app.config["MODELS_DIR"]),
         Path(app.config["DVC_LOCK"]),
         verify=app.config["VERIFY_MODELS"],
-    ).load(fast_path=app.config["FAST_PATH"])
+    ).load(fast_path=app.config["FAST_PATH"], pipelines=app.config["LOAD_PIPELINES"])
     app.extensions["model_store"] = store
 
     errors.init_app(app)

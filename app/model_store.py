@@ -93,8 +93,14 @@ class ModelStore:
     models: dict[tuple[str, str], ServedModel] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
 
-    def load(self, *, fast_path: bool = True) -> ModelStore:
-        """Verify and load; on any problem the store stays not ready and says why."""
+    def load(self, *, fast_path: bool = True, pipelines: bool = True) -> ModelStore:
+        """Verify and load; on any problem the store stays not ready and says why.
+
+        With `pipelines=False` every file is still verified, but no model is
+        unpickled: for a process that reads the manifest and the drift reference
+        and never predicts (the drift monitor), which saves seconds of start-up
+        and the models' memory.
+        """
         self.ready, self.problems, self.models = False, [], {}
         manifest_path = self.models_dir / "manifest.json"
         if not manifest_path.exists():
@@ -121,8 +127,11 @@ class ModelStore:
             if actual != entry["md5"]:
                 self.problems.append(f"{entry['file']}: md5 {actual} != manifest {entry['md5']}")
                 continue
-            pipeline = persist.load(path)
-            fast, note = self._fast_path(pipeline, parity.get(entry["file"]), fast_path)
+            if pipelines:
+                pipeline = persist.load(path)
+                fast, note = self._fast_path(pipeline, parity.get(entry["file"]), fast_path)
+            else:
+                pipeline, fast, note = None, None, "verified, not loaded (this process never predicts)"
             self.models[(entry["task"], entry["rank"])] = ServedModel(
                 name=entry["name"],
                 task=entry["task"],

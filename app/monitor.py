@@ -351,6 +351,8 @@ def main() -> None:
 
     os.nice(10)  # background work: the workers answering requests come first
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] %(message)s")
+    # it reads the verified manifest and reference, never a model: none is loaded
+    os.environ["MIGRAINE_LOAD_PIPELINES"] = "false"
     app = create_app()
     monitor: DriftMonitor | None = app.extensions["drift_monitor"]
     if monitor is None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections import Counter
 from typing import Any, NamedTuple
 
@@ -133,7 +133,9 @@ def predict():
     predicted = served.class_labels[proba.argmax(axis=1)] if classifier else None
     drift_warning = _drift_warning()
     for i, record in enumerate(records):
-        out: dict[str, Any] = {"prediction_id": uuid.uuid4().hex}
+        # 128 random bits as 32 hex digits (what /feedback accepts): uuid4().hex
+        # without building a UUID object, a measurable share of a request
+        out: dict[str, Any] = {"prediction_id": os.urandom(16).hex()}
         probabilities = predicted_class = predicted_value = None
         if classifier:
             row = proba[i]

@@ -3,7 +3,8 @@
 Single-record POST /predict requests, `wrk -t1 -c8 --latency` (load generator on
 the same machine), against servers that are all started once, with the same
 gunicorn config file (app/gunicorn.conf.py) and worker count, warmed up, then
-measured in interleaved rounds (each round visits every server, in a rotated
+measured in interleaved rounds once the machine is quiet after their start-up
+(each round visits every server, in a rotated
 order), so that the other work on a shared machine hits them all alike:
 
   service      our gunicorn service, monitoring on (validation, metrics,
@@ -97,6 +98,32 @@ def wait_for(url: str, body: bytes, timeout: float = 180) -> None:
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def busy_fraction(seconds: float = 1.0) -> float:
+    """The machine's CPU busy share over `seconds` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def settle(limit: float = 0.25, timeout: float = 90) -> float:
+    """Wait until start-up work is over (model loading in every worker, the drift
+    monitor processes): the machine below `limit` busy, or `timeout` seconds.
+    Returns the last busy share; measuring before this would charge start-up to
+    the first round of whichever server started last."""
+    deadline = time.monotonic() + timeout
+    busy = busy_fraction()
+    while busy > limit and time.monotonic() < deadline:
+        busy = busy_fraction()
+    return busy
 
 
 def wrk_version() -> str:
@@ -352,6 +379,8 @@ def main() -> None:
             servers[name] = (process, f"http://127.0.0.1:{port}/predict")
         for _, url in servers.values():
             wait_for(url, body.encode())
+        print(f"machine busy {settle():.0%} after start-up", file=sys.stderr)
+        for _, url in servers.values():
             wrk(url, script, seconds=args.warmup, connections=args.connections)
         for r in range(args.rounds):
             order = names[r % len(names) :] + names[: r % len(names)]

@@ -30,38 +30,56 @@ class Unsupported(ValueError):
 
 
 class _TreeEnsemble:
-    """Vectorised traversal of scikit-learn trees padded into equal-sized arrays."""
+    """Vectorised traversal of scikit-learn trees, all nodes in flat arrays.
+
+    Node ids are global (tree offset + node), so each level of the descent is a
+    few 1-d gathers: a node's feature, its threshold, then its child. A leaf is
+    its own child, so every row takes exactly `depth` steps.
+    """
 
     def __init__(self, trees: list[Any], value_of: Callable[[Any], np.ndarray]):
-        size = max(t.node_count for t in trees)
-        n = len(trees)
-        self.left = np.zeros((n, size), dtype=np.intp)
-        self.right = np.zeros((n, size), dtype=np.intp)
-        self.feature = np.zeros((n, size), dtype=np.intp)
-        self.threshold = np.full((n, size), np.inf)
-        first = value_of(trees[0])
-        self.value = np.zeros((n, size, first.shape[1]))
-        for i, tree in enumerate(trees):
-            count = tree.node_count
+        offsets = np.cumsum([0] + [t.node_count for t in trees])
+        self.roots = offsets[:-1].astype(np.intp)
+        total = int(offsets[-1])
+        self.feature = np.zeros(total, dtype=np.intp)
+        self.threshold = np.full(total, np.inf)
+        # children interleaved as (right, left): 2 * node + (x <= threshold) picks one,
+        # and NaN (never <= anything) goes right, as in the array layout before
+        self.child = np.zeros(2 * total, dtype=np.intp)
+        self.value = np.zeros((total, value_of(trees[0]).shape[1]))
+        for tree, start in zip(trees, self.roots, strict=True):
+            nodes = slice(start, start + tree.node_count)
             leaf = tree.children_left == -1
-            nodes = np.arange(count)
-            self.left[i, :count] = np.where(leaf, nodes, tree.children_left)
-            self.right[i, :count] = np.where(leaf, nodes, tree.children_right)
-            self.feature[i, :count] = np.where(leaf, 0, tree.feature)
-            self.threshold[i, :count] = np.where(leaf, np.inf, tree.threshold)
-            self.value[i, :count] = value_of(tree)
+            own = np.arange(start, start + tree.node_count)
+            self.feature[nodes] = np.where(leaf, 0, tree.feature)
+            self.threshold[nodes] = np.where(leaf, np.inf, tree.threshold)
+            self.child[2 * start : 2 * (start + tree.node_count) : 2] = np.where(
+                leaf, own, start + tree.children_right
+            )
+            self.child[2 * start + 1 : 2 * (start + tree.node_count) : 2] = np.where(
+                leaf, own, start + tree.children_left
+            )
+            self.value[nodes] = value_of(tree)
         self.depth = max(t.max_depth for t in trees)
-        self.trees = np.arange(n)
 
     def leaf_values(self, X: np.ndarray) -> np.ndarray:
         """(rows, trees, outputs) leaf values; X compared in float32 as sklearn does."""
-        X = X.astype(np.float32).astype(np.float64)
-        rows = np.arange(len(X))[:, None]
-        node = np.zeros((len(X), len(self.trees)), dtype=np.intp)
+        X = X.astype(np.float32, order="C").astype(np.float64)
+        node = np.broadcast_to(self.roots, (len(X), len(self.roots)))
+        row_start = (np.arange(len(X)) * X.shape[1])[:, None]
+        flat = X.ravel()
         for _ in range(self.depth):
-            go_left = X[rows, self.feature[self.trees, node]] <= self.threshold[self.trees, node]
-            node = np.where(go_left, self.left[self.trees, node], self.right[self.trees, node])
-        return self.value[self.trees, node]
+            go_left = flat[row_start + self.feature[node]] <= self.threshold[node]
+            node = self.child[2 * node + go_left]
+        return self.value[node]
+
+
+def _two_classes(positive: np.ndarray) -> np.ndarray:
+    """P(negative), P(positive) as two columns, from P(positive)."""
+    out = np.empty((len(positive), 2))
+    out[:, 1] = positive
+    np.subtract(1, positive, out=out[:, 0])
+    return out
 
 
 def _gradient_boosting(model: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -87,8 +105,7 @@ def _gradient_boosting(model: Any) -> Callable[[np.ndarray], np.ndarray]:
         if not classifier:
             return raw[:, 0]
         if per_stage == 1:
-            positive = expit(raw[:, 0])
-            return np.column_stack([1 - positive, positive])
+            return _two_classes(expit(raw[:, 0]))
         return softmax(raw, axis=1)
 
     return predict
@@ -113,8 +130,7 @@ def _linear(model: Any) -> Callable[[np.ndarray], np.ndarray]:
         def predict(X: np.ndarray) -> np.ndarray:
             raw = X @ coef.T + intercept
             if raw.shape[1] == 1:
-                positive = expit(raw[:, 0])
-                return np.column_stack([1 - positive, positive])
+                return _two_classes(expit(raw[:, 0]))
             return softmax(raw, axis=1)
 
         return predict
@@ -144,7 +160,7 @@ def _probabilities(
 
     def predict(X: np.ndarray) -> np.ndarray:
         out = raw(X)
-        return np.column_stack([1 - out, out]) if out.ndim == 1 else out
+        return _two_classes(out) if out.ndim == 1 else out
 
     return predict
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,7 +165,8 @@ class _Preprocessor:
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X = np.where((self.guard_low > X) | (self.guard_high < X), np.nan, X)
         if self.clip:
-            X = np.clip(X, self.limit_low, self.limit_high)  # NaN stays NaN
+            # np.clip's arithmetic without its Python wrapper; NaN stays NaN
+            X = np.minimum(np.maximum(X, self.limit_low), self.limit_high)
         else:
             X = np.where((self.limit_low > X) | (self.limit_high < X), np.nan, X)
         dense = X[:, self.order]
@@ -184,24 +184,26 @@ class _Preprocessor:
         return np.hstack(pieces)
 
 
-def _feature_ops(builder: Pipeline, names: list[str]) -> tuple[list[Callable], list[int]]:
-    """Column-appending operations replaying the feature builder, and the selection.
+def _feature_blocks(builder: Pipeline, names: list[str]) -> tuple[list[tuple], list[int]]:
+    """(first row, rows, function) of each step replaying the feature builder, and the
+    selection.
 
-    Each step supplies its own replay (`replay_columns`, and `replay_selection`
-    for the final selection); an op reads the columns so far (a later step may
-    use an earlier one's column, e.g. an interaction with a health index) and
-    returns one more.
+    Each step supplies its own replay (`replay_block`, and `replay_selection` for
+    the final selection): a function from the matrix of the columns so far (a
+    later step may use an earlier one's column, e.g. an interaction with a health
+    index) to the block of the step's new columns.
     """
     names = list(names)
-    ops: list[Callable[[Columns], np.ndarray]] = []
+    blocks = []
     for _, step in builder.steps:
         if hasattr(step, "replay_selection"):
-            return ops, step.replay_selection(names)
-        if not hasattr(step, "replay_columns"):
+            return blocks, step.replay_selection(names)
+        if not hasattr(step, "replay_block"):
             raise Unsupported(f"feature step {type(step).__name__}")
-        for name, op in step.replay_columns(names):
-            ops.append(op)
-            names.append(name)
+        new, replay = step.replay_block(names)
+        if new:
+            blocks.append((len(names), len(new), replay))
+            names += new
     raise Unsupported("feature builder without a final selection")
 
 
@@ -215,9 +217,11 @@ class CompiledPipeline:
         self._preprocess = _Preprocessor(
             pipeline.named_steps[PREPROCESS], self.raw_features, category_values(schema)
         )
-        self._ops, self._selected = _feature_ops(
+        self._blocks, selected = _feature_blocks(
             pipeline.named_steps[FEATURES], self._preprocess.names
         )
+        self._selected = np.asarray(selected, dtype=np.intp)
+        self._width = len(self._preprocess.names) + sum(rows for _, rows, _ in self._blocks)
         self._predict = compile_estimator(pipeline.named_steps[MODEL])
         self.is_classifier = hasattr(pipeline, "predict_proba")
         model = pipeline.named_steps[MODEL]
@@ -225,10 +229,12 @@ class CompiledPipeline:
 
     def model_input(self, X: np.ndarray) -> np.ndarray:
         base = self._preprocess(np.asarray(X, dtype=float))
-        columns = list(base.T)
-        for op in self._ops:
-            columns.append(op(columns))
-        return np.column_stack([columns[i] for i in self._selected])
+        # one row per column: a step reads earlier columns as rows and writes its block
+        columns = np.empty((self._width, len(base)))
+        columns[: base.shape[1]] = base.T
+        for first, rows, replay in self._blocks:
+            columns[first : first + rows] = replay(columns[:first])
+        return columns[self._selected].T
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities for a classifier, the prediction for a regressor."""
@@ -237,7 +243,7 @@ class CompiledPipeline:
             return self._predict(model_input)
         with warnings.catch_warnings():  # a plain array where names were fitted: expected
             warnings.simplefilter("ignore", UserWarning)
-            return np.asarray(self._native(model_input))
+            return np.asarray(self._native(np.ascontiguousarray(model_input)))
 
 
 def reference_output(pipeline: Pipeline, rows: pd.DataFrame) -> np.ndarray:

@@ -26,27 +26,39 @@ logger = logging.getLogger(__name__)
 
 
 # The fast path (migraine_ml.modeling.fastpath) replays each step in numpy on a
-# list of columns: every step below names its new columns and the function that
-# computes each from the columns so far (`replay_columns`), so a new step
-# brings its own replay.
-Columns = list[np.ndarray]
-ColumnReplay = list[tuple[str, Callable[[Columns], np.ndarray]]]
+# matrix of the columns so far, one row per column: every step names its new
+# columns and returns one function computing all of them at once
+# (`replay_block`), so a new step brings its own replay. One numpy call per
+# step rather than per column is what keeps a single record cheap; each replay
+# does the same floating-point operations, in the same order, as `transform`.
+Columns = np.ndarray  # (columns so far, rows)
+BlockReplay = tuple[list[str], Callable[[Columns], np.ndarray]]
 
 
-def _weighted_sum(cols: Columns, terms: list[tuple[int, float]]) -> np.ndarray:
-    return sum(weight * cols[i] for i, weight in terms)
+def _weighted_sums(cols: Columns, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    # term by term, as `sum(w * X[c] ...)` adds them (accumulate is sequential, a
+    # matmul or sum() may reorder): bit-identical; a padded term is 0.0 * a
+    # finite column (the preprocessor leaves no NaN)
+    return np.add.accumulate(weight[:, :, None] * cols[index], axis=1)[:, -1]
 
 
-def _product(cols: Columns, i: int, j: int) -> np.ndarray:
-    return cols[i] * cols[j]
+def _products(cols: Columns, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return cols[left] * cols[right]
 
 
-def _power(cols: Columns, i: int, degree: int) -> np.ndarray:
-    return cols[i] ** degree
+def _powers(cols: Columns, by_degree: list[tuple[int, np.ndarray]], order: np.ndarray | None):
+    # a Python int exponent, as `X[c] ** d` uses (2 is an exact square)
+    if order is None:  # one degree: already in name order
+        ((degree, index),) = by_degree
+        return cols[index] ** degree
+    return np.concatenate([cols[index] ** degree for degree, index in by_degree])[order]
 
 
-def _bin(cols: Columns, i: int, edges: np.ndarray) -> np.ndarray:
-    return np.searchsorted(edges, cols[i], side="right").astype(float)
+def _bins(cols: Columns, index: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    out = np.empty((len(edges), cols.shape[1]))
+    for row, (column, column_edges) in enumerate(zip(index, edges, strict=True)):
+        out[row] = np.searchsorted(column_edges, cols[column], side="right")
+    return out
 
 
 class _AddColumns(TransformerMixin, BaseEstimator):
@@ -112,16 +124,15 @@ class HealthIndices(_AddColumns):
             for name, weights in (self.indices or {}).items()
         }
 
-    def replay_columns(self, names: list[str]) -> ColumnReplay:
-        return [
-            (
-                name,
-                partial(
-                    _weighted_sum, terms=[(names.index(c), float(w)) for c, w in weights.items()]
-                ),
-            )
-            for name, weights in (self.indices or {}).items()
-        ]
+    def replay_block(self, names: list[str]) -> BlockReplay:
+        indices = self.indices or {}
+        width = max((len(w) for w in indices.values()), default=0)
+        index = np.zeros((len(indices), width), dtype=np.intp)
+        weight = np.zeros((len(indices), width))
+        for row, weights in enumerate(indices.values()):
+            for term, (column, w) in enumerate(weights.items()):
+                index[row, term], weight[row, term] = names.index(column), float(w)
+        return list(indices), partial(_weighted_sums, index=index, weight=weight)
 
 
 class Interactions(_AddColumns):
@@ -180,11 +191,10 @@ class Interactions(_AddColumns):
     def _new_columns(self, X: pd.DataFrame) -> dict[str, pd.Series]:
         return {f"{a}*{b}": X[a] * X[b] for a, b in self.pairs_}
 
-    def replay_columns(self, names: list[str]) -> ColumnReplay:
-        return [
-            (f"{a}*{b}", partial(_product, i=names.index(a), j=names.index(b)))
-            for a, b in self.pairs_
-        ]
+    def replay_block(self, names: list[str]) -> BlockReplay:
+        left = np.asarray([names.index(a) for a, _ in self.pairs_], dtype=np.intp)
+        right = np.asarray([names.index(b) for _, b in self.pairs_], dtype=np.intp)
+        return self._names(), partial(_products, left=left, right=right)
 
 
 class Powers(_AddColumns):
@@ -208,12 +218,17 @@ class Powers(_AddColumns):
             f"{c}^{d}": X[c] ** d for c in self.columns or [] for d in range(2, self.degree + 1)
         }
 
-    def replay_columns(self, names: list[str]) -> ColumnReplay:
-        return [
-            (f"{column}^{degree}", partial(_power, i=names.index(column), degree=degree))
-            for column in self.columns or []
-            for degree in range(2, self.degree + 1)
-        ]
+    def replay_block(self, names: list[str]) -> BlockReplay:
+        terms = [(c, d) for c in self.columns or [] for d in range(2, self.degree + 1)]
+        by_degree, computed = [], []  # one numpy call per degree, then back in name order
+        for degree in range(2, self.degree + 1):
+            of_degree = [c for c, d in terms if d == degree]
+            by_degree.append((degree, np.asarray([names.index(c) for c in of_degree], np.intp)))
+            computed += [(c, degree) for c in of_degree]
+        order = np.asarray([computed.index(t) for t in terms], dtype=np.intp)
+        if len(by_degree) == 1:
+            order = None
+        return self._names(), partial(_powers, by_degree=by_degree, order=order)
 
 
 class QuantileBins(_AddColumns):
@@ -243,11 +258,10 @@ class QuantileBins(_AddColumns):
             for c, edges in self.edges_.items()
         }
 
-    def replay_columns(self, names: list[str]) -> ColumnReplay:
-        return [
-            (f"{column}_bin", partial(_bin, i=names.index(column), edges=np.asarray(edges)))
-            for column, edges in self.edges_.items()
-        ]
+    def replay_block(self, names: list[str]) -> BlockReplay:
+        index = [names.index(c) for c in self.edges_]
+        edges = [np.asarray(e, dtype=float) for e in self.edges_.values()]
+        return self._names(), partial(_bins, index=index, edges=edges)
 
 
 def make_feature_builder(

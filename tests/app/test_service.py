@@ -171,6 +171,18 @@ def test_tampered_model_is_never_served(deployment, record):
     assert client.post("/predict", json=record).status_code == 503
 
 
+def test_a_store_without_pipelines_verifies_every_file_but_loads_no_model(deployment):
+    from app.model_store import ModelStore
+
+    store = ModelStore(deployment / "models", deployment / "dvc.lock").load(pipelines=False)
+    assert store.ready and store.reference and store.manifest
+    assert all(m.pipeline is None and m.fast is None for m in store.models.values())
+    path = deployment / "models" / "regressor-champion.skops"
+    path.write_bytes(path.read_bytes() + b"\0")
+    tampered = ModelStore(deployment / "models", deployment / "dvc.lock").load(pipelines=False)
+    assert not tampered.ready and "does not match dvc.lock" in tampered.problems[0]
+
+
 def test_missing_lock_or_models_is_not_ready(deployment, tmp_path):
     (deployment / "dvc.lock").unlink()
     assert create_app(config(deployment)).test_client().get("/ready").status_code == 503

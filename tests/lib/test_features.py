@@ -157,3 +157,34 @@ def test_constant_columns_score_zero_without_warnings(frame, target, score):
     select = SelectTop(2, score=score, seed=0).fit(with_constant, target)
     assert select.scores_["version"] == 0.0
     assert "version" not in select.selected_
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        HealthIndices({"load": {"a": 0.3, "b": 1.7, "noise": -0.1}, "pair": {"b": 0.5}}),
+        Interactions([["a", "b"], ["flag", "noise"]]),
+        Powers(["a", "noise"], degree=3),  # two degrees: computed per degree, reordered
+        Powers(["b"], degree=2),
+        QuantileBins({"a": 4, "noise": 3, "flag": 2}),
+    ],
+    ids=["indices", "interactions", "powers-3", "powers-2", "bins"],
+)
+def test_the_fast_path_replay_of_a_step_is_bit_identical_to_transform(frame, step):
+    """One numpy call per step (fastpath.CompiledPipeline) must not change a single bit."""
+    step.fit(frame)
+    expected = step.transform(frame).iloc[:, frame.shape[1] :]
+    names, replay = step.replay_block(list(frame.columns))
+    got = replay(frame.to_numpy(dtype=float).T)
+    assert names == list(expected.columns)
+    np.testing.assert_array_equal(got.T, expected.to_numpy(dtype=float))
+
+
+def test_the_bins_replay_puts_a_missing_value_where_transform_does(frame):
+    bins = QuantileBins({"a": 4}).fit(frame)
+    rows = frame.head(3).copy()
+    rows.loc[rows.index[1], "a"] = np.nan
+    _, replay = bins.replay_block(list(rows.columns))
+    got = replay(rows.to_numpy(dtype=float).T)[0]
+    np.testing.assert_array_equal(got, bins.transform(rows)["a_bin"].to_numpy())
+    assert got[1] == len(bins.edges_["a"])  # NaN sorts after every edge
