@@ -1,0 +1,1 @@
+"""Retraining: labelled feedback in, a challenger trained, promoted only when it is better."""
