@@ -10,6 +10,7 @@ from migraine_ml import persist
 from migraine_ml.data.preprocess import preprocess_data
 from migraine_ml.data.schema import load_schema
 from migraine_ml.data.validation import coerce_types
+from migraine_ml.retraining.feedback import read_feedback
 from stages.common import parser, read_params, setup_logging, write_json
 
 
@@ -17,6 +18,7 @@ def main() -> None:
     cli = parser(__doc__)
     cli.add_argument("--data", required=True, help="validated CSV")
     cli.add_argument("--schema", required=True, help="schema YAML")
+    cli.add_argument("--feedback", help="labelled feedback CSV (migraine retrain)")
     cli.add_argument("--split-dir", required=True, help="raw train/test rows (parquet)")
     cli.add_argument("--out-dir", required=True, help="preprocessed train/test (parquet)")
     cli.add_argument("--preprocessor", required=True, help="fitted preprocessor (skops)")
@@ -30,6 +32,9 @@ def main() -> None:
         schema,
         seed=params["seed"],
         **params["preprocess"],
+        feedback=coerce_types(read_feedback(args.feedback, schema), schema)
+        if args.feedback
+        else None,
     )
     for directory in (args.split_dir, args.out_dir):
         Path(directory).mkdir(parents=True, exist_ok=True)

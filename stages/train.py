@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +44,8 @@ def main() -> None:
         models_dir=Path(args.models_dir),
         tags={"git_commit": tracking.git_commit(), "schema": schema.name},
         on_done=lambda c, i, n: logger.info("%s %d/%d %s", c.task, i, n, c.progress()),
+        # `migraine retrain` sets "challenger": an experiment's model is not the champion
+        alias=os.environ.get("MIGRAINE_REGISTER_ALIAS", tracking.CHAMPION),
     )
     tracking.log_leaderboards(args.live_dir, result.tasks)
     write_json(result.manifest, Path(args.models_dir) / "manifest.json")

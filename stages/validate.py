@@ -17,6 +17,7 @@ def main() -> None:
     cli = parser(__doc__)
     cli.add_argument("--data", required=True, help="CSV to validate")
     cli.add_argument("--schema", required=True, help="schema YAML")
+    cli.add_argument("--feedback", help="labelled feedback CSV, checked with the data")
     cli.add_argument("--report", required=True, help="validation JSON to write")
     cli.add_argument("--html", required=True, help="validation HTML to write")
     args = cli.parse_args()
@@ -25,6 +26,7 @@ def main() -> None:
     report = validate_file(
         args.data,
         load_schema(args.schema),
+        feedback=args.feedback,
         **params["validate"],
         outlier_iqr_factor=params["preprocess"]["outlier_iqr_factor"],
         outlier_min_distinct=params["preprocess"]["outlier_min_distinct"],

@@ -12,7 +12,15 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = (".gitignore", "dvc.yaml", "params.yaml", "schemas", "stages", "migraine_ml")
+PIPELINE_FILES = (
+    ".gitignore",
+    "dvc.yaml",
+    "params.yaml",
+    "schemas",
+    "stages",
+    "migraine_ml",
+    "data/feedback/feedback.csv",
+)
 
 
 REDUCED_ZOO = {
@@ -91,6 +99,7 @@ def make_pipeline_repo(repo: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, repo / name)
     (repo / "params.yaml").write_text(
         yaml.safe_dump(small_params(reduced_zoo=True), sort_keys=False)

@@ -425,6 +425,53 @@ class Preprocessed:
         return pd.concat([features, rows[self.keep]], axis=1).reset_index(drop=True)
 
 
+def _with_feedback(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    feedback: pd.DataFrame,
+    schema: Schema,
+    *,
+    test_size: float,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Add labelled feedback rows to each side of the base split.
+
+    A feedback row that repeats a base row (or an earlier feedback row) is dropped:
+    the same record on both sides would be scored on what was learned. A patient
+    already in the base data keeps that side; every other row takes the stable side
+    `feedback_side` gives it, so it is on the same side in every retraining.
+    """
+    from migraine_ml.retraining.feedback import FEEDBACK_ID, feedback_side
+
+    labelled, dropped = drop_unusable_rows(feedback[[*schema.required, FEEDBACK_ID]], schema)
+    seen = set(pd.util.hash_pandas_object(pd.concat([train, test])[schema.required], index=False))
+    row_hash = pd.util.hash_pandas_object(labelled[schema.required], index=False)
+    repeats = row_hash.isin(seen) | row_hash.duplicated()
+    labelled = labelled[~repeats.to_numpy()]
+    in_test = feedback_side(labelled, group=schema.group, test_size=test_size, seed=seed)
+    if schema.group is not None:
+        base_side = pd.concat(
+            [pd.Series(False, index=train[schema.group]), pd.Series(True, index=test[schema.group])]
+        )
+        base_side = base_side[~base_side.index.duplicated()]
+        known = labelled[schema.group].isin(base_side.index)
+        in_test = in_test.where(~known, labelled[schema.group].map(base_side))
+    in_test = in_test.astype(bool)
+    rows = labelled[schema.required]
+    facts = {
+        "rows": len(feedback),
+        "unusable": dropped["missing_target"] + dropped["duplicates"],
+        "repeating_data": int(repeats.sum()),
+        "train": int((~in_test).sum()),
+        "test": int(in_test.sum()),
+    }
+    return (
+        pd.concat([train, rows[~in_test]], ignore_index=True),
+        pd.concat([test, rows[in_test]], ignore_index=True),
+        facts,
+    )
+
+
 def preprocess_data(
     raw: pd.DataFrame,
     schema: Schema,
@@ -435,8 +482,13 @@ def preprocess_data(
     outlier_min_distinct: int,
     outlier_strategy: str,
     scale: bool,
+    feedback: pd.DataFrame | None = None,
 ) -> Preprocessed:
-    """Drop unusable rows, split FIRST, then fit the preprocessor on the train rows only."""
+    """Drop unusable rows, split FIRST, then fit the preprocessor on the train rows only.
+
+    `feedback` (labelled predictions, `migraine_ml.retraining.feedback`) joins after
+    the base rows are split, so the base split is the same with or without it.
+    """
     usable, dropped = drop_unusable_rows(raw, schema)
     train, test = split_train_test(
         usable,
@@ -445,6 +497,11 @@ def preprocess_data(
         test_size=test_size,
         seed=seed,
     )
+    feedback_facts = None
+    if feedback is not None and len(feedback):
+        train, test, feedback_facts = _with_feedback(
+            train, test, feedback, schema, test_size=test_size, seed=seed
+        )
     preprocessor = make_preprocessor(
         schema,
         outlier_iqr_factor=outlier_iqr_factor,
@@ -455,6 +512,8 @@ def preprocess_data(
     summary = preprocess_summary(
         preprocessor, train=train, test=test, dropped=dropped, group=schema.group
     )
+    if feedback_facts is not None:
+        summary["feedback"] = feedback_facts
     logger.info("dropped %s; %s", dropped, summary["split"])
     keep = [c for c in schema.required if c not in schema.features]
     return Preprocessed(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 DTYPES = ("int", "float", "binary", "category")
@@ -187,3 +188,11 @@ def schema_from_dict(raw: dict[str, Any]) -> Schema:
 def load_schema(path: str | Path) -> Schema:
     with open(path, encoding="utf-8") as fh:
         return schema_from_dict(yaml.safe_load(fh))
+
+
+def condition_holds(frame: pd.DataFrame, condition: dict[str, Any]) -> pd.Series:
+    """Rows where a column's schema condition (`{column, equals}`) holds."""
+    column, wanted = frame[condition["column"]], condition["equals"]
+    if isinstance(wanted, int | float) and not isinstance(wanted, bool):
+        return pd.to_numeric(column, errors="coerce") == float(wanted)
+    return column.astype(str) == str(wanted)

@@ -19,7 +19,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from migraine_ml.data.preprocess import Fences, tukey_fences
-from migraine_ml.data.schema import Schema
+from migraine_ml.data.schema import Schema, condition_holds
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +249,14 @@ def validate_frame(
     )
 
     missing_share = frame[present].isna().mean() if len(frame) else pd.Series(dtype=float)
+    for name in present:
+        condition = schema.columns[name].condition
+        if condition and condition["column"] in typed and len(frame):
+            # only required where its condition holds (severity on migraine days)
+            applies = condition_holds(typed, condition).to_numpy()
+            missing_share[name] = (
+                float(frame.loc[applies, name].isna().mean()) if applies.any() else 0.0
+            )
     report.add(
         "missing_share",
         [
@@ -357,17 +365,40 @@ def validate_frame(
     return report
 
 
-def validate_file(path: str | Path, schema: Schema, **thresholds: Any) -> ValidationReport:
-    """Read a CSV and validate it; an unreadable file is a failed report, not a crash."""
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        report = ValidationReport()
-        report.add("readable_csv", [f"{path}: {err}"], ERROR, "")
-        report.summary = {"rows": 0}
-        return report
+def validate_file(
+    path: str | Path, schema: Schema, *, feedback: str | Path | None = None, **thresholds: Any
+) -> ValidationReport:
+    """Read a CSV, and the labelled feedback rows that join it if any, and validate
+    them as one table; an unreadable file is a failed report, not a crash."""
+    frames = []
+    for source in (path, feedback):
+        if source is None or (source == feedback and not Path(source).exists()):
+            continue
+        try:
+            rows = pd.read_csv(source)
+        except (
+            OSError,
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+        ) as err:
+            report = ValidationReport()
+            report.add("readable_csv", [f"{source}: {err}"], ERROR, "")
+            report.summary = {"rows": 0}
+            return report
+        if source == path or len(rows):  # an empty feedback file adds nothing
+            frames.append(rows)
+    feedback_rows = len(frames[1]) if len(frames) > 1 else 0
+    if feedback_rows:  # only the schema's columns: the feedback file also has prediction ids
+        frames[1] = frames[1][[c for c in frames[1].columns if c in schema.required]]
+    frame = pd.concat(frames, ignore_index=True) if feedback_rows else frames[0]
     report = validate_frame(frame, schema, **thresholds)
-    report.checks.insert(0, Check("readable_csv", True, ERROR, f"{path} parsed as CSV"))
+    detail = f"{path} parsed as CSV" + (
+        f", with {feedback_rows} feedback rows" if feedback_rows else ""
+    )
+    report.checks.insert(0, Check("readable_csv", True, ERROR, detail))
+    if feedback_rows:
+        report.summary["feedback_rows"] = feedback_rows
     return report
 
 

@@ -32,7 +32,6 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from migraine_ml.data.schema import Schema
 from migraine_ml.modeling.estimators import Unsupported, compile_estimator
-from migraine_ml.modeling.features import Columns
 from migraine_ml.pipeline import COLUMNS, ENTRY_ERRORS, FEATURES, MODEL, OUTLIERS, PREPROCESS
 
 PARITY_TOLERANCE = 1e-4

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from migraine_ml.data.schema import Schema
+from migraine_ml.data.schema import Schema, condition_holds
 
 
 def default_scoring(task: str, n_classes: int = 2) -> str:
@@ -52,11 +52,7 @@ def regression_rows(frame: pd.DataFrame, schema: Schema) -> pd.Series:
     mask = frame[target].notna()
     condition = schema.columns[target].condition
     if condition:
-        column, wanted = frame[condition["column"]], condition["equals"]
-        if isinstance(wanted, int | float) and not isinstance(wanted, bool):
-            mask &= pd.to_numeric(column, errors="coerce") == float(wanted)
-        else:
-            mask &= column.astype(str) == str(wanted)
+        mask &= condition_holds(frame, condition)
     return mask
 
 

@@ -119,8 +119,10 @@ def register_champion(
     trusted_types: list[str],
     input_example: pd.DataFrame,
     model_md5: str,
+    alias: str = CHAMPION,
 ) -> str:
-    """Log the pipeline under its candidate run, register it, alias it `champion`.
+    """Log the pipeline under its candidate run, register it, alias it `alias`
+    (`champion`; a retraining's challenger is `challenger` until it is promoted).
 
     The version is tagged with the saved model file's md5, so the models in a
     commit's dvc.lock can be found in any MLflow store without a local record.
@@ -144,8 +146,8 @@ def register_champion(
     version = str(info.registered_model_version)
     client = MlflowClient()
     client.set_model_version_tag(registered_name, version, MODEL_MD5_TAG, model_md5)
-    client.set_registered_model_alias(registered_name, CHAMPION, version)
-    logger.info("registered %s version %s as '%s'", registered_name, version, CHAMPION)
+    client.set_registered_model_alias(registered_name, alias, version)
+    logger.info("registered %s version %s as '%s'", registered_name, version, alias)
     return version
 
 

@@ -72,6 +72,7 @@ def train_task(
     served_rows: pd.DataFrame,
     tags: dict[str, str],
     on_done: Callable[[Candidate, int, int], None] | None = None,
+    alias: str = tracking.CHAMPION,
 ) -> tuple[TaskResult, dict[str, ParityRecord]]:
     """Tune the task's models, save the top two, register the champion in MLflow."""
     data = task.data
@@ -136,6 +137,7 @@ def train_task(
         trusted_types=persist.trusted_types(models_dir / saved["file"]),
         input_example=tracking.input_example(X),
         model_md5=saved["md5"],
+        alias=alias,
     )
     for entry in entries:
         logger.info(
@@ -163,6 +165,7 @@ def train_models(
     models_dir: Path,
     tags: dict[str, str],
     on_done: Callable[[Candidate, int, int], None] | None = None,
+    alias: str = tracking.CHAMPION,
 ) -> TrainingResult:
     """Train every task of the schema inside one MLflow parent run.
 
@@ -186,6 +189,7 @@ def train_models(
                 served_rows=train[schema.features],
                 tags=tags,
                 on_done=on_done,
+                alias=alias,
             )
             results.append(result)
             fast_path |= parities

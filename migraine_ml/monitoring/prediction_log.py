@@ -371,6 +371,14 @@ class LogDatabase:
             f"{_SELECT} WHERE p.created >= ? ORDER BY p.created, p.seq", (float(created_from),)
         )
 
+    def labelled(self, received_before: float) -> pd.DataFrame:
+        """Every labelled prediction whose label arrived before `received_before`, oldest
+        prediction first (what a retraining may learn from)."""
+        return self._frame(
+            f"{_SELECT} WHERE f.received_at < ? ORDER BY p.created, p.seq",
+            (float(received_before),),
+        )
+
     def _scalar(self, statement: str, params: Sequence = ()) -> Any:
         with self._cursor(write=False) as cursor:
             self._execute(cursor, statement, params)

@@ -318,3 +318,55 @@ def test_split_facts_for_a_grouped_split(usable, schema):
         "test": test["patient"].nunique(),
     }
     assert split_facts(train, test, group=None) == {"method": "stratified row split"}
+
+
+def _feedback(rows: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    out = rows.copy()
+    out["prediction_id"] = [f"{prefix}{i:030x}" for i in range(len(out))]
+    return out.reset_index(drop=True)
+
+
+PREPROCESS = dict(
+    test_size=0.2,
+    seed=3,
+    outlier_iqr_factor=3.0,
+    outlier_min_distinct=10,
+    outlier_strategy="clip",
+    scale=True,
+)
+
+
+def test_feedback_joins_after_the_split_and_keeps_its_side(cohort, schema):
+    from migraine_ml.data.preprocess import preprocess_data
+    from migraine_ml.data.synthetic import generate_cohort
+
+    base = coerce_types(cohort, schema)[schema.required]
+    plain = preprocess_data(base, schema, **PREPROCESS)
+    new = coerce_types(generate_cohort(rows=400, prevalence=0.35, seed=21).clean, schema)
+    repeated = base.drop_duplicates().head(5)  # records the base data already has
+    first = _feedback(pd.concat([new.head(200), repeated]), "a")
+    with_first = preprocess_data(base, schema, feedback=first, **PREPROCESS)
+    # the base rows are split exactly as without feedback
+    pd.testing.assert_frame_equal(with_first.train.head(len(plain.train)), plain.train)
+    pd.testing.assert_frame_equal(with_first.test.head(len(plain.test)), plain.test)
+    facts = with_first.summary["feedback"]
+    assert facts["repeating_data"] == 5 and facts["train"] + facts["test"] == 200
+    assert 10 < facts["test"] < 70  # about test_size of the rows
+    # a later retraining with more feedback: the first rows keep their sides
+    more = pd.concat([first, _feedback(new.tail(200), "b")], ignore_index=True)
+    with_more = preprocess_data(base, schema, feedback=more, **PREPROCESS)
+    first_test = with_first.test.tail(facts["test"]).reset_index(drop=True)
+    later_test = with_more.test.iloc[len(plain.test) :].head(facts["test"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(later_test, first_test)
+
+
+def test_feedback_rows_without_a_label_are_not_used(cohort, schema):
+    from migraine_ml.data.preprocess import preprocess_data
+    from migraine_ml.data.synthetic import generate_cohort
+
+    base = coerce_types(cohort, schema)[schema.required]
+    new = coerce_types(generate_cohort(rows=100, prevalence=0.35, seed=22).clean, schema)
+    new.loc[new.index[:30], "migraine_occurrence"] = np.nan
+    result = preprocess_data(base, schema, feedback=_feedback(new, "c"), **PREPROCESS)
+    facts = result.summary["feedback"]
+    assert facts["unusable"] == 30 and facts["train"] + facts["test"] == 70

@@ -1,0 +1,99 @@
+"""Labelled predictions from the prediction log as rows of the training data.
+
+A feedback row is the raw record the service received, with the label a client
+sent to `POST /feedback` as the target, in the base data's columns, plus the
+`prediction_id` it labels. Only labels older than the retraining's label delay
+are exported: a label that may still be corrected, or whose outcome window is
+still open, is not a settled truth yet.
+
+Rows keep their side of the train/test split from one retraining to the next
+(`feedback_side`, a hash of the prediction id, or of the patient where the
+schema has a group): a row that trained one challenger can never become a test
+row that judges the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from migraine_ml.data.schema import Schema
+
+FEEDBACK_ID = "prediction_id"  # the feedback file's column beyond the schema's
+
+
+def feedback_rows(labelled: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """`LogDatabase.labelled()` rows as training rows: the schema's columns (a column the
+    record did not carry is missing) and FEEDBACK_ID, in log order."""
+    records = pd.DataFrame.from_records(list(labelled["features"]), index=labelled.index)
+    out = pd.DataFrame(index=labelled.index)
+    for name in schema.required:
+        out[name] = records.get(name, np.nan)
+    if schema.classification_target:
+        out[schema.classification_target] = labelled["outcome"].to_numpy()
+    if schema.regression_target:
+        out[schema.regression_target] = labelled["target_value"].to_numpy()
+    out[FEEDBACK_ID] = labelled["prediction_id"].to_numpy()
+    return out.reset_index(drop=True)
+
+
+def feedback_side(
+    rows: pd.DataFrame, *, group: str | None, test_size: float, seed: int
+) -> pd.Series:
+    """True for the feedback rows that belong to the test split: a stable hash of the
+    row's patient (`group`, where the row has one) or else of its prediction id, so a
+    row's side never changes between retrainings."""
+    keys = rows[FEEDBACK_ID].astype(str)
+    if group is not None and group in rows:
+        keys = rows[group].astype(str).where(rows[group].notna(), keys)
+
+    def fraction(key: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    return keys.map(fraction) < test_size
+
+
+@dataclass(frozen=True)
+class Export:
+    """What `export_feedback` wrote: the rows in the file, and how many are new."""
+
+    path: str
+    rows: int
+    new_rows: int
+    labelled_before: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_feedback(path: str | Path, schema: Schema) -> pd.DataFrame:
+    """The feedback file, or no rows (with the right columns) where there is none yet."""
+    path = Path(path)
+    # ids as text: an all-digit id must not become a number (and lose its zeros)
+    readable = path.exists() and path.stat().st_size
+    rows = pd.read_csv(path, dtype={FEEDBACK_ID: str}) if readable else pd.DataFrame()
+    if rows.empty:  # a header of another schema's columns is no rows either
+        return pd.DataFrame(columns=[*schema.required, FEEDBACK_ID])
+    return rows
+
+
+def export_feedback(
+    labelled: pd.DataFrame, schema: Schema, path: str | Path, *, labelled_before: float
+) -> Export:
+    """Write every labelled row to `path` (CSV), the rows already there first, in their
+    order; returns how many rows are new. The file only grows: a row once exported
+    keeps its place (and so its side of the split)."""
+    path = Path(path)
+    before = read_feedback(path, schema)
+    known = set(before[FEEDBACK_ID].astype(str))
+    rows = feedback_rows(labelled, schema)
+    new = rows[~rows[FEEDBACK_ID].astype(str).isin(known)]
+    merged = pd.concat([before, new], ignore_index=True) if len(before) else new
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged[[*schema.required, FEEDBACK_ID]].to_csv(path, index=False)
+    return Export(str(path), len(merged), len(new), labelled_before)

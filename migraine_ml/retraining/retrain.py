@@ -1,0 +1,300 @@
+"""`migraine retrain` and `migraine rollback`: promotion only of a better model.
+
+One cycle:
+
+1. labelled feedback older than the label delay is exported from the prediction
+   log into the feedback file (`data.feedback`), in a scratch git worktree of
+   the repository (the workspace is not touched until a promotion);
+2. with fewer new labels than `min_new_labels` the cycle stops, and says so in
+   the promotion record;
+3. the pipeline runs there as a DVC experiment (`dvc exp run`: its params, data
+   hashes and metrics show in `dvc exp show`), the MLflow model registered under
+   the alias `challenger`;
+4. champion (the workspace's models/) and challenger score the challenger's test
+   split, the same rows (`migraine_ml.retraining.compare`);
+5. only a decided promotion touches the workspace: `dvc exp apply`, one git
+   commit, MLflow aliases moved (`champion` -> `previous`, `challenger` ->
+   `champion`). A service watching dvc.lock picks the new models up.
+
+Killed at any point before step 5, the workspace and the served models are as
+they were; the scratch worktree is removed (or pruned by the next run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from migraine_ml import persist
+from migraine_ml.data.schema import Schema, load_schema
+from migraine_ml.data.validation import coerce_types
+from migraine_ml.evaluation.metrics import PRIMARY
+from migraine_ml.modeling.fastpath import reference_output
+from migraine_ml.modeling.manifest import model_file
+from migraine_ml.modeling.tasks import task_data, task_rows
+from migraine_ml.monitoring.prediction_log import LogDatabase
+from migraine_ml.pipeline import CHAMPION
+from migraine_ml.retraining.compare import (
+    PromotionRule,
+    compare_task,
+    decide,
+    write_promotion,
+    write_skip,
+)
+from migraine_ml.retraining.feedback import export_feedback
+
+logger = logging.getLogger(__name__)
+
+CHALLENGER = "challenger"
+PREVIOUS = "previous"
+PROMOTION_PREFIX = "Promote challenger"  # the promotion commits' subject; rollback finds them
+
+
+class RetrainError(RuntimeError):
+    """A cycle that cannot run: a dirty workspace, a failed experiment, no promotion to undo."""
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    label_delay: float  # seconds: younger labels are not exported yet
+    min_new_labels: int
+    rule: PromotionRule
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RetrainConfig:
+        retrain = params["retrain"]
+        return cls(
+            label_delay=float(retrain["label_delay_hours"]) * 3600,
+            min_new_labels=int(retrain["min_new_labels"]),
+            rule=PromotionRule.from_params(retrain),
+            seed=int(params["seed"]),
+        )
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RetrainError(f"{' '.join(args)} failed in {cwd}:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def _dvc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def _tool_env(repo: Path) -> dict[str, str]:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true")
+    # one MLflow store for champion and challenger: the repository's, by absolute path
+    uri = env.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(repo / uri.removeprefix('sqlite:///')).resolve()}"
+    env["MLFLOW_TRACKING_URI"] = uri
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def require_clean(repo: Path) -> None:
+    """A promotion is one commit of its own: refuse to mix in the user's edits."""
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], repo).strip()
+    if dirty:
+        raise RetrainError(
+            f"the workspace has uncommitted changes; commit or stash them first:\n{dirty}"
+        )
+
+
+def _champion_entries(models_dir: Path) -> dict[str, dict[str, Any]]:
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    return {m["task"]: m for m in manifest["models"] if m["rank"] == CHAMPION}
+
+
+def compare_models(
+    champion_dir: Path, challenger_dir: Path, schema: Schema, test: pd.DataFrame, config
+) -> dict[str, Any]:
+    """Champion and challenger on the same test rows, task by task, in the champion's
+    metric and class order (a class missing from the test rows keeps its column)."""
+    champions = _champion_entries(champion_dir)
+    comparisons = {}
+    for task in task_data(schema, test):
+        entry = champions[task.name]
+        classes = entry.get("classes")
+        rows, y = task_rows(task.name, schema, test, classes)
+        outputs = [
+            reference_output(
+                persist.load(directory / model_file(task.name, CHAMPION)), rows[schema.features]
+            )
+            for directory in (champion_dir, challenger_dir)
+        ]
+        comparisons[task.name] = compare_task(
+            task.name,
+            y.to_numpy(),
+            *outputs,
+            classification=classes is not None,
+            classes=classes,
+            groups=None if schema.group is None else rows[schema.group].to_numpy(),
+            rule=config.rule,
+            seed=config.seed,
+            metric=PRIMARY[entry["cv"]["scoring"]],
+        )
+    return comparisons
+
+
+def _identity(repo: Path, models_dir: Path) -> dict[str, Any]:
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    return {
+        "commit": _run(["git", "rev-parse", "HEAD"], repo).strip(),
+        "models": {
+            m["file"]: {"name": m["name"], "md5": m["md5"]}
+            for m in manifest["models"]
+            if m["rank"] == CHAMPION
+        },
+    }
+
+
+def retrain(
+    repo: Path,
+    *,
+    log: LogDatabase,
+    params: dict[str, Any],
+    promotion_path: Path,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """One cycle (the module's docstring); returns what it wrote to `promotion_path`."""
+    repo = repo.resolve()
+    config = RetrainConfig.from_params(params)
+    schema = load_schema(repo / params["data"]["schema"])
+    feedback_path = params["data"]["feedback"]
+    now = time.time() if now is None else now
+    require_clean(repo)
+    labelled = log.labelled(now - config.label_delay)
+    _run(["git", "worktree", "prune"], repo)
+    scratch = Path(tempfile.mkdtemp(prefix="migraine-retrain-"))
+    worktree = scratch / "challenger"
+    _run(["git", "worktree", "add", "--detach", str(worktree), "HEAD"], repo)
+    try:
+        export = export_feedback(
+            labelled, schema, worktree / feedback_path, labelled_before=now - config.label_delay
+        )
+        logger.info("feedback: %d rows, %d new", export.rows, export.new_rows)
+        champion = _identity(repo, repo / "models")
+        if export.new_rows < config.min_new_labels:
+            reason = (
+                f"{export.new_rows} new labels (older than {config.label_delay / 3600:g} h), "
+                f"fewer than min_new_labels {config.min_new_labels}: no retraining"
+            )
+            logger.info("skipped: %s", reason)
+            return write_skip(
+                promotion_path, reason, champion=champion, data={"feedback": export.to_dict()}
+            )
+        env = _tool_env(repo) | {"MIGRAINE_REGISTER_ALIAS": CHALLENGER}
+        # the experiment shares this repository's DVC cache: unchanged outputs are not rebuilt
+        _run(_dvc("config", "--local", "cache.dir", str(repo / ".dvc" / "cache")), worktree, env)
+        subprocess.run(_dvc("checkout", "--quiet"), cwd=worktree, env=env, capture_output=True)
+        name = f"retrain-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
+        logger.info("running the pipeline as DVC experiment %s", name)
+        _run(_dvc("exp", "run", "--name", name), worktree, env)
+        test = coerce_types(pd.read_parquet(worktree / "data" / "split" / "test.parquet"), schema)
+        comparisons = compare_models(repo / "models", worktree / "models", schema, test, config)
+        decision = decide(comparisons, primary=next(iter(comparisons)), rule=config.rule)
+        challenger = _identity(worktree, worktree / "models") | {"experiment": name}
+        record = write_promotion(
+            promotion_path,
+            decision=decision,
+            comparisons=comparisons,
+            champion=champion,
+            challenger=challenger,
+            data={"feedback": export.to_dict(), "test_rows": len(test)},
+        )
+        logger.info(
+            "%s: %s", "PROMOTE" if decision.promote else "KEEP the champion", decision.reason
+        )
+        if decision.promote:
+            promote(repo, name, promotion_path, env=env, schema=schema)
+        return record
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True)
+
+
+def promote(repo: Path, experiment: str, promotion_path: Path, *, env, schema: Schema) -> None:
+    """Apply the experiment to the workspace, commit it, move the MLflow aliases."""
+    _run(_dvc("exp", "apply", experiment), repo, env)
+    _run(["git", "add", "-u"], repo)
+    _run(["git", "add", "-f", str(promotion_path)], repo)
+    _run(
+        ["git", "commit", "-q", "-m", f"{PROMOTION_PREFIX} {experiment} (see {promotion_path})"],
+        repo,
+    )
+    move_aliases(schema, {CHALLENGER: CHAMPION, CHAMPION: PREVIOUS}, env=env)
+
+
+def move_aliases(schema: Schema, moves: dict[str, str], *, env: dict[str, str]) -> None:
+    """Re-point MLflow aliases of the schema's registered models (old -> new names),
+    all read before any is written. A store without them is left alone, with a warning."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient()
+    for role in ("classifier", "regressor"):
+        registered = f"{schema.name}-{role}"
+        versions = {}
+        for old in moves:
+            try:
+                versions[old] = client.get_model_version_by_alias(registered, old).version
+            except Exception:  # no such model or alias in this store
+                continue
+        for old, new in moves.items():
+            if old in versions:
+                client.set_registered_model_alias(registered, new, versions[old])
+        for old in moves:
+            if old in versions and old not in moves.values():
+                client.delete_registered_model_alias(registered, old)
+        if versions:
+            logger.info("%s aliases: %s", registered, {moves[o]: v for o, v in versions.items()})
+        else:
+            logger.warning(
+                "%s: none of the aliases %s in this MLflow store", registered, list(moves)
+            )
+
+
+def rollback(repo: Path, *, schema_path: str) -> str:
+    """Undo the latest promotion: revert its commit, check its models out, point the
+    `champion` alias back at `previous`. Returns the reverted commit."""
+    repo = repo.resolve()
+    require_clean(repo)
+    found = _run(["git", "log", "-n", "1", "--format=%H", f"--grep=^{PROMOTION_PREFIX}"], repo)
+    commit = found.strip()
+    if not commit:
+        raise RetrainError("no promotion in this branch's history: nothing to roll back")
+    env = _tool_env(repo)
+    _run(["git", "revert", "--no-edit", commit], repo)
+    _run(_dvc("checkout", "--quiet"), repo, env)
+    move_aliases(load_schema(repo / schema_path), {PREVIOUS: CHAMPION}, env=env)
+    return commit
+
+
+def promotion_summary(record: dict[str, Any]) -> str:
+    """One line for the command's output: what happened and why."""
+    return f"{record['status']}: {record['reason']}"
+
+
+__all__ = [
+    "CHALLENGER",
+    "PREVIOUS",
+    "RetrainConfig",
+    "RetrainError",
+    "retrain",
+    "rollback",
+]

@@ -1,0 +1,162 @@
+"""`migraine retrain` end to end on a small pipeline repository: labelled traffic from
+the prediction log, the challenger as a DVC experiment, the decision, the promotion
+commit, and `migraine rollback`.
+
+One repository for the module (each experiment trains the reduced zoo on ~2,000
+rows); the scenarios run in order: too few labels, undrifted traffic, a shifted
+cohort, then the rollback of that promotion.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import yaml
+from scipy.special import expit
+
+from migraine_ml.data.synthetic import generate_cohort
+from migraine_ml.monitoring.prediction_log import Feedback, LoggedPrediction, open_log
+from migraine_ml.retraining.retrain import RetrainError, retrain, rollback
+from tests.pipeline_fixtures import dvc, make_pipeline_repo, tool_env
+
+DAY = 86_400.0
+
+
+def _git(repo, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, monkeypatch_module):
+    path = make_pipeline_repo(tmp_path_factory.mktemp("retrain") / "repo")
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    params["retrain"] |= {"min_new_labels": 100, "resamples": 400, "min_gain": 0.01}
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch_module.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+    dvc(path, "repro", "--quiet")
+    subprocess.run(["git", "add", "-A"], cwd=path, check=True)
+    _git(path, "-c", "user.email=t@x.invalid", "-c", "user.name=t", "commit", "-qm", "models")
+    _git(path, "config", "user.email", "t@x.invalid")
+    _git(path, "config", "user.name", "t")
+    return path
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in tool_env().items():
+            patch.setenv(name, value)
+        yield patch
+
+
+def _traffic(log, rows, *, created: float, prefix: str) -> None:
+    """Log `rows` as predictions made at `created`, each labelled a day later."""
+    features = [c for c in rows.columns if c not in ("migraine_occurrence", "migraine_severity")]
+    log.migrate()
+    predictions = []
+    for i, record in enumerate(rows[features].to_dict(orient="records")):
+        record = {k: (None if v != v else v) for k, v in record.items()}
+        predictions.append(
+            LoggedPrediction(
+                f"{prefix}{i:028x}", created, "m", "v1", "r", "v1", record, None, None, None, None
+            )
+        )
+    log.insert(predictions)
+    for i, (outcome, severity) in enumerate(
+        zip(rows["migraine_occurrence"], rows["migraine_severity"], strict=True)
+    ):
+        label = Feedback(f"{prefix}{i:028x}", str(int(outcome)), float(severity), None)
+        log.add_feedback(label, received_at=created + DAY)
+
+
+def _params(repo) -> dict:
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
+def test_too_few_labels_skip_and_say_so(repo, tmp_path):
+    log = open_log(str(tmp_path / "log.db"))
+    cohort = generate_cohort(rows=60, prevalence=0.35, seed=11).clean
+    _traffic(log, cohort, created=time.time() - 3 * DAY, prefix="a")
+    head = _git(repo, "rev-parse", "HEAD")
+    record = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
+    assert record["status"] == "skipped"
+    assert "60 new labels" in record["reason"] and "min_new_labels 100" in record["reason"]
+    assert _git(repo, "rev-parse", "HEAD") == head
+    assert json.loads((repo / "promotion.json").read_text())["status"] == "skipped"
+
+
+def test_labels_younger_than_the_delay_are_not_used(repo, tmp_path):
+    log = open_log(str(tmp_path / "log.db"))
+    cohort = generate_cohort(rows=300, prevalence=0.35, seed=12).clean
+    _traffic(log, cohort, created=time.time() - 0.5 * DAY, prefix="b")  # labelled just now
+    record = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
+    assert record["status"] == "skipped" and "0 new labels" in record["reason"]
+
+
+def test_undrifted_traffic_keeps_the_champion(repo, tmp_path):
+    log = open_log(str(tmp_path / "log.db"))
+    cohort = generate_cohort(rows=400, prevalence=0.35, seed=13).clean
+    _traffic(log, cohort, created=time.time() - 3 * DAY, prefix="c")
+    head = _git(repo, "rev-parse", "HEAD")
+    lock = (repo / "dvc.lock").read_text()
+    record = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
+    assert record["status"] == "kept", record["reason"]
+    assert _git(repo, "rev-parse", "HEAD") == head and (repo / "dvc.lock").read_text() == lock
+    assert (
+        "retrain-"
+        in subprocess.run(
+            [*map(str, ["python", "-m", "dvc", "exp", "list"])],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            env=tool_env(),
+        ).stdout
+    )
+
+
+def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
+    # the world changed: bright light became a strong trigger
+    clean = generate_cohort(rows=2500, prevalence=0.35, seed=14).clean
+    rng = np.random.default_rng(14)
+    logit = -1.4 + 3.0 * clean["bright_light"].to_numpy() - 0.8 * clean["exercise"].to_numpy() / 7
+    clean["migraine_occurrence"] = rng.binomial(1, expit(logit))
+    clean["migraine_severity"] = np.where(clean["migraine_occurrence"] == 1, 6, 0)
+    log = open_log(str(tmp_path / "log.db"))
+    _traffic(log, clean, created=time.time() - 3 * DAY, prefix="d")
+    before = _git(repo, "rev-parse", "HEAD")
+    old_models = json.loads((repo / "models" / "manifest.json").read_text())["models"]
+    record = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
+    task = record["tasks"]["classification"]
+    assert record["status"] == "promoted", record["reason"]
+    assert task["difference"]["ci_low"] > 0.01
+    assert _git(repo, "log", "-1", "--format=%s").startswith("Promote challenger")
+    assert _git(repo, "status", "--porcelain", "--untracked-files=no") == ""
+    new_models = json.loads((repo / "models" / "manifest.json").read_text())["models"]
+    assert [m["md5"] for m in new_models] != [m["md5"] for m in old_models]
+    assert dvc(repo, "status", "--quiet", check=False).returncode == 0  # models match dvc.lock
+
+    reverted = rollback(repo, schema_path=_params(repo)["data"]["schema"])
+    assert reverted == _git(repo, "rev-parse", "HEAD~1")
+    restored = json.loads((repo / "models" / "manifest.json").read_text())["models"]
+    assert [m["md5"] for m in restored] == [m["md5"] for m in old_models]
+    assert _git(repo, "diff", before, "HEAD", "--", "dvc.lock") == ""
+
+
+def test_a_dirty_workspace_is_refused(repo, tmp_path):
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text() + "\n# edited\n")
+    try:
+        with pytest.raises(RetrainError, match="uncommitted changes"):
+            retrain(
+                repo,
+                log=open_log(str(tmp_path / "log.db")),
+                params=_params(repo),
+                promotion_path=repo / "promotion.json",
+            )
+    finally:
+        _git(repo, "checkout", "params.yaml")
