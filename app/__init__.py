@@ -8,8 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from app import drift, errors, metrics, prediction_log, security
-from app.model_store import ModelStore
+from app import drift, errors, metrics, prediction_log, reload, security
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +32,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         VERIFY_MODELS=True,  # refuse models whose hash does not match dvc.lock
         FAST_PATH=True,  # numpy fast path where training recorded parity
         LOAD_PIPELINES=True,  # False: verify models/ but load no model (the drift monitor)
+        # seconds between looks at models/ and dvc.lock for promoted models, which are
+        # verified and swapped in while serving (app/reload.py); 0 = never (POST /admin/reload)
+        MODEL_RELOAD_INTERVAL=2,
         MAX_BATCH=1000,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # bytes; larger bodies get 413
         # a SQLite file, a postgresql:// URL (shared by replicas), or "off" (no logging)
@@ -68,13 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
 
     _log_where_gunicorn_logs()
-    store = ModelStore(
-        Path(app.config["MODELS_DIR"]),
-        Path(app.config["DVC_LOCK"]),
-        verify=app.config["VERIFY_MODELS"],
-    ).load(fast_path=app.config["FAST_PATH"], pipelines=app.config["LOAD_PIPELINES"])
-    app.extensions["model_store"] = store
-
+    reload.init_app(app)  # app.extensions["model_store"], verified; ["model_reloader"]
     errors.init_app(app)
     security.init_app(app)
     metrics.init_app(app)
@@ -86,11 +82,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.health import bp as health_bp
     from app.introspection import bp as introspection_bp
     from app.predict import bp as predict_bp
+    from app.reload import bp as admin_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(predict_bp)
     app.register_blueprint(feedback_bp)
     app.register_blueprint(drift_bp)
     app.register_blueprint(introspection_bp)
+    app.register_blueprint(admin_bp)
     security.apply_limits(app)
     return app

@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.metrics import registry_kwargs
+from app.model_store import ModelStore
 from app.monitor import (
     PID_FILE,
     DriftEvents,
@@ -82,6 +83,21 @@ def init_app(app: Flask) -> None:
         # here, not in create_app: gunicorn forks workers after the app is imported in
         # tests and tools, and a thread does not survive a fork
         monitor.start()
+
+
+def follow_models(app: Flask, store: ModelStore) -> None:
+    """Newly served models (app/reload.py): later checks judge against their reference."""
+    monitor: DriftMonitor | None = app.extensions.get("drift_monitor")
+    if monitor is None:
+        return
+    if not store.reference:
+        logger.warning("drift monitor: the new models have no reference.json; judging as before")
+        return
+    monitor.judge_against(
+        DriftReference.from_dict(store.reference),
+        versions=served_versions(store.manifest),
+        test_value=_test_value(Path(app.config["METRICS_FILE"]), monitor.settings.metric),
+    )
 
 
 @bp.get("/drift")

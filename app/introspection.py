@@ -22,7 +22,8 @@ def model():
     metrics_path = Path(current_app.config["MODELS_DIR"]).parent / "reports" / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
     manifest = {k: v for k, v in store.manifest.items() if k != "schema"}
-    return jsonify(store.describe() | {"manifest": manifest, "metrics": metrics})
+    reload = current_app.extensions["model_reloader"].status()
+    return jsonify(store.describe() | {"manifest": manifest, "metrics": metrics, "reload": reload})
 
 
 @bp.get("/openapi.json")
@@ -30,13 +31,15 @@ def openapi():
     store = current_app.extensions["model_store"]
     if store.schema is None:
         return jsonify({"error": "service unavailable", "detail": store.problems}), 503
-    spec = current_app.extensions.get("openapi")
-    if spec is None:
-        classifier = store.get("classification")
-        spec = current_app.extensions["openapi"] = build_spec(
-            store.schema,
-            store.reference,
-            max_batch=current_app.config["MAX_BATCH"],
-            classes=classifier.classes if classifier else None,
-        )
+    cached = current_app.extensions.get("openapi")  # one per store, as models are reloaded
+    if cached is not None and cached[0] is store:
+        return jsonify(cached[1])
+    classifier = store.get("classification")
+    spec = build_spec(
+        store.schema,
+        store.reference,
+        max_batch=current_app.config["MAX_BATCH"],
+        classes=classifier.classes if classifier else None,
+    )
+    current_app.extensions["openapi"] = (store, spec)
     return jsonify(spec)

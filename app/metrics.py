@@ -20,10 +20,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from timeit import default_timer
+from typing import TYPE_CHECKING
 
 from flask import Flask, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
+
+if TYPE_CHECKING:
+    from app.model_store import ModelStore, ServedModel
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -35,6 +39,21 @@ class ServiceMetrics:
     model_info: Gauge
     models_ready: Gauge
     batch_size: Histogram
+    model_reloads: Counter
+
+    def show_models(self, store: ModelStore, previous: ModelStore | None = None) -> None:
+        """`migraine_model_info` for the served models; those of `previous` drop to 0."""
+        if previous is not None:
+            for model in previous.models.values():
+                self.model_info.labels(*_model_labels(model)).set(0)
+        self.models_ready.set(1 if store.ready else 0)
+        for model in store.models.values():
+            self.model_info.labels(*_model_labels(model)).set(1)
+
+
+def _model_labels(model: ServedModel) -> tuple[str, str, str, str, str]:
+    serving = "fast_path" if model.fast is not None else "sklearn"
+    return model.task, model.rank, model.name, model.version, serving
 
 
 def registry_kwargs(app: Flask) -> dict:
@@ -86,12 +105,17 @@ def init_app(app: Flask) -> None:
             buckets=(1, 2, 5, 10, 50, 100, 500, 1000),
             **kwargs,
         ),
+        # summed over processes: every worker and the drift monitor reload (app/reload.py)
+        model_reloads=Counter(
+            "migraine_model_reloads",
+            "New models loaded, or refused because they failed verification",
+            ["result"],
+            **kwargs,
+        ),
     )
-    store = app.extensions["model_store"]
-    service.models_ready.set(1 if store.ready else 0)
-    for model in store.models.values():
-        fast = "fast_path" if model.fast is not None else "sklearn"
-        service.model_info.labels(model.task, model.rank, model.name, model.version, fast).set(1)
+    for result in ("loaded", "refused"):  # both series exist from the start, at 0
+        service.model_reloads.labels(result)
+    service.show_models(app.extensions["model_store"])
     app.extensions["prometheus"] = exporter
     app.extensions["service_metrics"] = service
 

@@ -212,6 +212,18 @@ class DriftMonitor:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._basis = threading.Lock()  # reference, versions and test_value change together
+
+    def judge_against(
+        self,
+        reference: DriftReference,
+        *,
+        versions: dict[str, str | None],
+        test_value: float | None,
+    ) -> None:
+        """New models are served (app/reload.py): the next checks judge against them."""
+        with self._basis:
+            self.reference, self.versions, self.test_value = reference, versions, test_value
 
     def start(self) -> None:
         """Start the thread in this process (after gunicorn forked the worker)."""
@@ -231,14 +243,16 @@ class DriftMonitor:
     def check(self, last_seq: int | None = None) -> dict[str, Any]:
         """One check over the last `window` logged rows, recorded and published."""
         previous = self.latest  # before anything can replace it
+        with self._basis:  # one set of models, even if a reload swaps them meanwhile
+            reference, versions, test_value = self.reference, self.versions, self.test_value
         last_seq = self.database().last_seq() if last_seq is None else last_seq
         rows = self.database().recent(self.settings.window)
         report = check_window(
             rows,
-            self.reference,
+            reference,
             self.settings,
-            test_value=self.test_value,
-            versions=self.versions,
+            test_value=test_value,
+            versions=versions,
             checked_at=datetime.now(UTC),
         )
         result = report.to_dict() | {"settings": self.settings.to_dict(), "last_seq": last_seq}
@@ -246,7 +260,7 @@ class DriftMonitor:
         if not unchanged:  # a quiet hour would otherwise add a copy a minute
             self.database().record_check(report.checked_at.timestamp(), result)
         # the gauges say when the last check ran, changed or not (DriftCheckStale reads it)
-        self.gauges.publish(report, self.reference)
+        self.gauges.publish(report, reference)
         self._checked_seq, self._checked_time = last_seq, time.monotonic()
         if unchanged:
             return previous
@@ -361,6 +375,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: monitor._stop.set())
     signal.signal(signal.SIGINT, lambda *_: monitor._stop.set())
     monitor.monitor_process_alive = None  # this is that process: it leads
+    # after a promotion it judges against the new models' reference and versions, like
+    # the workers serve them (the same reloader; it loads no model here)
+    app.extensions["model_reloader"].start()
     pid_file = os.environ.get(PID_FILE)
     if pid_file:  # the workers read it: while this process runs they only follow
         Path(pid_file).write_text(str(os.getpid()))

@@ -307,6 +307,37 @@ def build_spec(
                     "responses": {"200": {"description": "models"}},
                 }
             },
+            "/admin/reload": {
+                "post": {
+                    "summary": "Verify and serve new models now (this worker; the others follow "
+                    "within MODEL_RELOAD_INTERVAL seconds)",
+                    "responses": {
+                        "200": {
+                            "description": "the new models serve (reloaded), or nothing changed",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Reload"}
+                                }
+                            },
+                        },
+                        "401": _error("missing or wrong API key"),
+                        "409": {
+                            "description": "the new models failed verification; the served "
+                            "ones keep serving",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "allOf": [
+                                            {"$ref": "#/components/schemas/Error"},
+                                            {"$ref": "#/components/schemas/Reload"},
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                    },
+                }
+            },
         },
         "components": {
             "schemas": {
@@ -330,6 +361,22 @@ def build_spec(
                     "type": "object",
                     "required": ["error", "detail"],
                     "properties": {"error": {"type": "string"}, "detail": {}},
+                },
+                "Reload": {
+                    "type": "object",
+                    "required": ["reloaded", "versions", "problems"],
+                    "properties": {
+                        "reloaded": {"type": "boolean"},
+                        "versions": {
+                            "type": "object",
+                            "description": "per task, the version each rank serves",
+                            "additionalProperties": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                        },
+                        "problems": {"type": "array", "items": {"type": "string"}},
+                    },
                 },
             }
         },

@@ -53,9 +53,12 @@ def _records() -> list[Any]:
 
 
 def _validator(store) -> RecordValidator:
-    validator = current_app.extensions.get("validator")
-    if validator is None:
-        validator = current_app.extensions["validator"] = RecordValidator(store.schema)
+    # one per store: reloaded models may come with another schema (app/reload.py)
+    cached = current_app.extensions.get("validator")
+    if cached is not None and cached[0] is store:
+        return cached[1]
+    validator = RecordValidator(store.schema)
+    current_app.extensions["validator"] = (store, validator)
     return validator
 
 

@@ -37,6 +37,7 @@ def config(deployment: Path, **overrides) -> dict:
         "MODELS_DIR": str(deployment / "models"),
         "DVC_LOCK": str(deployment / "dvc.lock"),
         "PREDICTION_LOG": str(deployment / "predictions.db"),
+        "MODEL_RELOAD_INTERVAL": 0,  # no reload thread: a test reloads when it means to
     } | overrides
 
 
