@@ -13,7 +13,7 @@ export DO_NOT_TRACK := true
 # Stage commands in dvc.yaml call `python`; mlflow finds `uvicorn` on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup repro test lint security format gate bench serve fuzz sweep report schema clean distclean
+.PHONY: help setup repro test lint security format gate bench serve fuzz sweep report schema retrain clean distclean
 
 help:
 	@echo "make setup   create $(VENV) and install the pinned dependencies"
@@ -27,6 +27,7 @@ help:
 	@echo "make schema DATA=<csv> TARGET=<col> [REGRESSION_TARGET=<col>] [GROUP=<col>] OUT=<yaml>"
 	@echo "             draft a schema for your own CSV (review it, then see docs/own-data.md)"
 	@echo "make gate    exit non-zero unless reports/gate.json passed (for CI)"
+	@echo "make retrain  train a challenger on labelled feedback, promote it only if better"
 	@echo "make bench   train-stage timing, bench/train_time.py (results in reports/bench/)"
 	@echo "make lint    ruff check + format check, yamllint, GitHub workflow schema check"
 	@echo "make dashboards  regenerate the Grafana dashboard JSON from monitoring/grafana/dashboard.py"
@@ -97,6 +98,11 @@ schema: setup
 
 gate: setup
 	$(BIN)/migraine gate --gate reports/gate.json
+
+# One retrain cycle (docs/retraining.md); the prediction log is $MIGRAINE_PREDICTION_LOG,
+# else data/predictions.db. CI runs it weekly (.github/workflows/retrain.yaml).
+retrain: setup
+	$(BIN)/migraine retrain
 
 bench: setup
 	$(BIN)/python bench/train_time.py --runs 3

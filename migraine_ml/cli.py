@@ -143,7 +143,7 @@ def examples(out_dir: str, seed: int) -> None:
     help="The gate JSON that evaluate writes.",
 )
 def gate(gate_path: str) -> None:
-    """Exit 1 unless the last evaluation passed the quality gate.
+    """Exit 1 unless the evaluation passed the quality gate.
 
     CI runs it after `dvc repro`; the failures are listed on stderr.
     """
@@ -163,7 +163,7 @@ def gate(gate_path: str) -> None:
 @click.option("--base", required=True, help="The git ref to compare with (origin/main).")
 @click.option("--out", default="report.md", show_default=True, help="The Markdown file to write.")
 def report(base: str, out: str) -> None:
-    """Write report.md: this working tree against a base git ref.
+    """Write report.md: this tree against a base git ref.
 
     Params and metrics diffs as tables, plots side by side, the quality gate.
     Run it from the repository root; works without a DVC remote.
@@ -281,6 +281,73 @@ def drift_report(
     )
     click.echo(f"{drift.window} predictions since {start.isoformat(timespec='seconds')}: {summary}")
     click.echo(f"wrote {json_path} and {html_path}")
+
+
+@main.command(name="retrain-webhook")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9095, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--path", "url_path", default="/alerts", show_default=True)
+@click.option(
+    "--command",
+    default="migraine retrain",
+    show_default=True,
+    help="What a drift alert starts (split as a shell splits words, run without one).",
+)
+@click.option(
+    "--cooldown", default="6h", show_default=True, help="Least time between two runs' starts."
+)
+@click.option(
+    "--alert",
+    "alertnames",
+    multiple=True,
+    help="An alertname that starts a run (repeatable); default: the drift alerts.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file holding the bearer token Alertmanager sends (its credentials_file).",
+)
+def retrain_webhook(
+    host: str,
+    port: int,
+    url_path: str,
+    command: str,
+    cooldown: str,
+    alertnames: tuple[str, ...],
+    token_file: str | None,
+) -> None:
+    """Start a retrain on a drift alert.
+
+    An Alertmanager webhook receiver: a firing drift alert (MigraineFeatureDrift,
+    MigrainePredictionDrift, MigraineAccuracyDrop) starts --command, once per
+    incident, one run at a time, runs at least --cooldown apart
+    (docs/retraining.md#triggers). Serves until interrupted.
+    """
+    import shlex
+
+    from migraine_ml.retraining.webhook import (
+        DRIFT_ALERTS,
+        RetrainTrigger,
+        parse_duration,
+        read_token,
+        serve,
+    )
+
+    try:
+        trigger = RetrainTrigger(
+            shlex.split(command),
+            cooldown=parse_duration(cooldown),
+            alertnames=alertnames or DRIFT_ALERTS,
+        )
+        token = read_token(token_file) if token_file else None
+    except ValueError as err:
+        raise Failed(f"retrain-webhook: {err}", exit_code=2) from err
+    try:
+        serve(trigger, host=host, port=port, path=url_path, token=token)
+    except OSError as err:
+        raise Failed(f"retrain-webhook: cannot listen on {host}:{port}: {err}") from err
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 @main.command()

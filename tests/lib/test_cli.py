@@ -13,7 +13,16 @@ from click.testing import CliRunner
 from migraine_ml.cli import main
 from tests.conftest import ROOT
 
-SUBCOMMANDS = ("schema", "examples", "gate", "report", "smoke", "sweep", "drift-report")
+SUBCOMMANDS = (
+    "schema",
+    "examples",
+    "gate",
+    "report",
+    "smoke",
+    "sweep",
+    "drift-report",
+    "retrain-webhook",
+)
 
 
 def _migraine(*args: str):

@@ -69,8 +69,24 @@ class Webhook:
         self.server.shutdown()
         self.server.server_close()
 
-    def wait_for(self, alertname: str, timeout: float, **labels: str) -> tuple[dict, dict]:
-        """The first payload with a firing `alertname` alert carrying these labels."""
+    def wait_for(
+        self, alertname: str, timeout: float, *, receiver: str | None = None, **labels: str
+    ) -> tuple[dict, dict]:
+        """The first payload (sent to `receiver`, when given) with a firing `alertname` alert
+        carrying these labels; payloads already received count."""
+        wanted = {"alertname": alertname, **labels}
+
+        def match(payload: dict) -> dict | None:
+            if receiver is not None and payload["receiver"] != receiver:
+                return None
+            for alert in payload["alerts"]:
+                if alert["status"] == "firing" and wanted.items() <= alert["labels"].items():
+                    return alert
+            return None
+
+        for payload in self.received:
+            if (alert := match(payload)) is not None:
+                return payload, alert
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -78,11 +94,12 @@ class Webhook:
             except queue.Empty:
                 break
             self.received.append(payload)
-            for alert in payload["alerts"]:
-                wanted = {"alertname": alertname, **labels}
-                if alert["status"] == "firing" and wanted.items() <= alert["labels"].items():
-                    return payload, alert
-        raise AssertionError(f"no {alertname} {labels} within {timeout:.0f} s: {self.received}")
+            if (alert := match(payload)) is not None:
+                return payload, alert
+        raise AssertionError(
+            f"no {alertname} {labels} to {receiver or 'any receiver'} within {timeout:.0f} s: "
+            f"{self.received}"
+        )
 
 
 class Alerting:
@@ -262,14 +279,20 @@ def test_feature_drift_reaches_slack_with_its_feature(stack, deployment, tmp_pat
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
 
-    try:  # a check within a second, no `for`, group_wait 1 s
-        payload, alert = webhook.wait_for("MigraineFeatureDrift", timeout=45, feature=DRIFTED)
+    try:  # a check within a second, no `for`, group_wait 1 s; a warning goes to Slack
+        payload, alert = webhook.wait_for(
+            "MigraineFeatureDrift", timeout=45, receiver="slack", feature=DRIFTED
+        )
     except AssertionError as err:
         raise AssertionError(f"{err}\nPrometheus: {monitoring.prometheus_alerts()}") from None
-    assert payload["receiver"] == "slack"  # a warning
     assert payload["groupLabels"] == {"alertname": "MigraineFeatureDrift", "feature": DRIFTED}
     assert alert["labels"]["severity"] == "warning"
     assert alert["labels"]["job"] == JOB
     summary = alert["annotations"]["summary"]
     assert summary.startswith(f"Input {DRIFTED} drifted (PSI ")
     assert float(summary.rsplit(" ", 1)[1].rstrip(")")) > 0.1
+    # and to the retrain trigger (`migraine retrain-webhook`), one group per job
+    retrain, _ = webhook.wait_for(
+        "MigraineFeatureDrift", timeout=15, receiver="retrain", feature=DRIFTED
+    )
+    assert retrain["groupLabels"] == {"job": JOB}

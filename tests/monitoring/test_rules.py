@@ -208,12 +208,28 @@ def test_alertmanager_config_passes_amtool_without_its_secret_files():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_retrain_receiver_is_the_webhook_with_a_token_from_a_secret_file():
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    (receiver,) = [r for r in config["receivers"] if r["name"] == "retrain"]
+    (webhook,) = receiver["webhook_configs"]
+    # `migraine retrain-webhook`'s defaults: --host 127.0.0.1 --port 9095 --path /alerts
+    assert webhook["url"] == "http://127.0.0.1:9095/alerts"
+    authorization = webhook["http_config"]["authorization"]
+    assert authorization["type"] == "Bearer" and "credentials" not in authorization
+    assert authorization["credentials_file"].startswith("/etc/alertmanager/secrets/")
+    assert not Path(authorization["credentials_file"]).exists()  # amtool ran without it
+
+
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
         (["alertname=MigraineNotReady", "severity=critical"], "oncall"),
-        (["alertname=MigraineFeatureDrift", "severity=warning", "feature=age"], "slack"),
+        (["alertname=MigraineHighLatency", "severity=warning"], "slack"),
         (["alertname=Unlabelled"], "slack"),
+        # drift alerts also start a retrain (`migraine retrain-webhook`), then notify as before
+        (["alertname=MigraineFeatureDrift", "severity=warning", "feature=age"], "retrain,slack"),
+        (["alertname=MigrainePredictionDrift", "severity=warning", "task=t"], "retrain,slack"),
+        (["alertname=MigraineAccuracyDrop", "severity=critical"], "retrain,oncall"),
     ],
 )
 def test_routes_send_critical_to_oncall_and_warnings_to_slack(labels, receiver):
