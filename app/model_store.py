@@ -131,7 +131,7 @@ class ModelStore:
                 pipeline = persist.load(path)
                 fast, note = self._fast_path(pipeline, parity.get(entry["file"]), fast_path)
             else:
-                pipeline, fast, note = None, None, "verified, not loaded (this process never predicts)"
+                pipeline, fast, note = None, None, "verified, not loaded (never predicts here)"
             self.models[(entry["task"], entry["rank"])] = ServedModel(
                 name=entry["name"],
                 task=entry["task"],

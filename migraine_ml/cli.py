@@ -283,6 +283,64 @@ def drift_report(
     click.echo(f"wrote {json_path} and {html_path}")
 
 
+@main.command()
+@click.option(
+    "--log",
+    "log_target",
+    default=lambda: os.environ.get("MIGRAINE_PREDICTION_LOG", "data/predictions.db"),
+    show_default="$MIGRAINE_PREDICTION_LOG or data/predictions.db",
+    help="The prediction log: a SQLite file or a postgresql:// URL.",
+)
+@click.option("--params", "params_path", default="params.yaml", show_default=True)
+@click.option("--out", default="reports/promotion.json", show_default=True)
+def retrain(log_target: str, params_path: str, out: str) -> None:
+    """Retrain on feedback; promote only if better.
+
+    Labelled feedback older than retrain.label_delay_hours joins the data; the
+    pipeline runs as a DVC experiment; champion and challenger are compared on
+    the same test rows (docs/retraining.md). --out records the decision either
+    way. Exit 0 whether or not the challenger was promoted; 1 when the cycle
+    could not run.
+    """
+    import yaml
+
+    from migraine_ml.monitoring.prediction_log import LogUnavailable, open_log
+    from migraine_ml.retraining.retrain import RetrainError, promotion_summary
+    from migraine_ml.retraining.retrain import retrain as run_retrain
+
+    params = yaml.safe_load(Path(params_path).read_text())
+    try:
+        record = run_retrain(
+            Path("."), log=open_log(log_target), params=params, promotion_path=Path(out)
+        )
+    except (RetrainError, LogUnavailable) as err:
+        raise Failed(f"retrain: {err}") from err
+    click.echo(promotion_summary(record))
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True)
+def rollback(params_path: str) -> None:
+    """Undo the latest promotion.
+
+    Reverts the promotion commit, checks its models out (`dvc checkout`) and
+    points the MLflow `champion` alias back at `previous`. A running service
+    picks the models up as it picks up a promotion.
+    """
+    import yaml
+
+    from migraine_ml.retraining.retrain import RetrainError
+    from migraine_ml.retraining.retrain import rollback as run_rollback
+
+    params = yaml.safe_load(Path(params_path).read_text())
+    try:
+        commit = run_rollback(Path("."), schema_path=params["data"]["schema"])
+    except RetrainError as err:
+        raise Failed(f"rollback: {err}") from err
+    click.echo(f"reverted {commit[:12]}: the previous models are checked out")
+
+
 @main.command(name="retrain-webhook")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=9095, show_default=True, type=click.IntRange(0, 65535))

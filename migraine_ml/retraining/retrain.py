@@ -22,6 +22,8 @@ they were; the scratch worktree is removed (or pruned by the next run).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,7 @@ logger = logging.getLogger(__name__)
 CHALLENGER = "challenger"
 PREVIOUS = "previous"
 PROMOTION_PREFIX = "Promote challenger"  # the promotion commits' subject; rollback finds them
+SCRATCH_PREFIX = "migraine-retrain-"  # the temporary directory of a cycle's worktree
 
 
 class RetrainError(RuntimeError):
@@ -174,12 +178,46 @@ def retrain(
     repo = repo.resolve()
     config = RetrainConfig.from_params(params)
     schema = load_schema(repo / params["data"]["schema"])
-    feedback_path = params["data"]["feedback"]
     now = time.time() if now is None else now
     require_clean(repo)
+    with _one_cycle_at_a_time(repo):
+        return _cycle(repo, log, params, config, schema, promotion_path, now)
+
+
+@contextlib.contextmanager
+def _one_cycle_at_a_time(repo: Path) -> Iterator[None]:
+    """An exclusive lock on the repository's retraining; scratch worktrees left by a
+    killed cycle are removed first (no other cycle can be using them)."""
+    lock_path = repo / ".dvc" / "tmp" / "retrain.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RetrainError("another retrain is running in this repository") from None
+        listing = _run(["git", "worktree", "list", "--porcelain"], repo)
+        for line in listing.splitlines():
+            path = line.removeprefix("worktree ")
+            if line.startswith("worktree ") and f"{os.sep}{SCRATCH_PREFIX}" in path:
+                logger.info("removing the scratch worktree of an interrupted cycle: %s", path)
+                subprocess.run(["git", "worktree", "remove", "--force", path], cwd=repo)
+                shutil.rmtree(Path(path).parent, ignore_errors=True)
+        _run(["git", "worktree", "prune"], repo)
+        yield
+
+
+def _cycle(
+    repo: Path,
+    log: LogDatabase,
+    params: dict[str, Any],
+    config: RetrainConfig,
+    schema: Schema,
+    promotion_path: Path,
+    now: float,
+) -> dict[str, Any]:
+    feedback_path = params["data"]["feedback"]
     labelled = log.labelled(now - config.label_delay)
-    _run(["git", "worktree", "prune"], repo)
-    scratch = Path(tempfile.mkdtemp(prefix="migraine-retrain-"))
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     worktree = scratch / "challenger"
     _run(["git", "worktree", "add", "--detach", str(worktree), "HEAD"], repo)
     try:

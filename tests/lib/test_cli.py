@@ -21,6 +21,8 @@ SUBCOMMANDS = (
     "smoke",
     "sweep",
     "drift-report",
+    "retrain",
+    "rollback",
     "retrain-webhook",
 )
 

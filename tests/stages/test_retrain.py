@@ -2,15 +2,19 @@
 the prediction log, the challenger as a DVC experiment, the decision, the promotion
 commit, and `migraine rollback`.
 
-One repository for the module (each experiment trains the reduced zoo on ~2,000
-rows); the scenarios run in order: too few labels, undrifted traffic, a shifted
-cohort, then the rollback of that promotion.
+One repository for the module (600 base rows; each experiment trains the reduced
+zoo with the feedback rows added); the scenarios run in order: too few labels,
+labels younger than the delay, undrifted traffic, a shifted cohort and the
+rollback of its promotion, a dirty workspace.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -122,7 +126,7 @@ def test_undrifted_traffic_keeps_the_champion(repo, tmp_path):
 
 def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     # the world changed: bright light became a strong trigger
-    clean = generate_cohort(rows=2500, prevalence=0.35, seed=14).clean
+    clean = generate_cohort(rows=1200, prevalence=0.35, seed=14).clean
     rng = np.random.default_rng(14)
     logit = -1.4 + 3.0 * clean["bright_light"].to_numpy() - 0.8 * clean["exercise"].to_numpy() / 7
     clean["migraine_occurrence"] = rng.binomial(1, expit(logit))
@@ -146,6 +150,48 @@ def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     restored = json.loads((repo / "models" / "manifest.json").read_text())["models"]
     assert [m["md5"] for m in restored] == [m["md5"] for m in old_models]
     assert _git(repo, "diff", before, "HEAD", "--", "dvc.lock") == ""
+
+
+def test_a_retrain_killed_mid_training_changes_nothing(repo, tmp_path):
+    log_path = tmp_path / "log.db"
+    cohort = generate_cohort(rows=400, prevalence=0.35, seed=15).clean
+    _traffic(open_log(str(log_path)), cohort, created=time.time() - 3 * DAY, prefix="e")
+    head, lock = _git(repo, "rev-parse", "HEAD"), (repo / "dvc.lock").read_text()
+    models = (repo / "models" / "manifest.json").read_text()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migraine_ml.cli", "retrain", "--log", str(log_path)],
+        cwd=repo,
+        env=tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in process.stdout:  # wait until the experiment is training
+        seen.append(line)
+        if "running the pipeline as DVC experiment" in line:
+            break
+    time.sleep(8)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    assert any("DVC experiment" in line for line in seen), "".join(seen)
+    assert _git(repo, "rev-parse", "HEAD") == head
+    assert _git(repo, "status", "--porcelain", "--untracked-files=no") == ""
+    assert (repo / "dvc.lock").read_text() == lock
+    assert (repo / "models" / "manifest.json").read_text() == models
+    # the next cycle removes the killed one's scratch worktree (its labels are too
+    # young at this `now`: nothing is trained)
+    record = retrain(
+        repo,
+        log=open_log(str(log_path)),
+        params=_params(repo),
+        promotion_path=tmp_path / "promotion.json",
+        now=time.time() - 10 * DAY,
+    )
+    assert record["status"] == "skipped"
+    assert _git(repo, "worktree", "list").count("\n") == 0  # the repository alone
 
 
 def test_a_dirty_workspace_is_refused(repo, tmp_path):
