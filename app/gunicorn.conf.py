@@ -49,6 +49,14 @@ errorlog = "-"
 loglevel = _setting("LOG_LEVEL", "info")
 
 
+def post_worker_init(worker):
+    # each worker looks for promoted models from its start, not from its first request
+    # (app/reload.py; the app starts it at a first request elsewhere, e.g. `flask run`)
+    reloader = getattr(worker.wsgi, "extensions", {}).get("model_reloader")
+    if reloader is not None:
+        reloader.start()
+
+
 def child_exit(server, worker):
     from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
