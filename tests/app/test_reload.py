@@ -75,6 +75,12 @@ def champions(client, record) -> dict[str, str]:
     }
 
 
+def champions_of(model_url: str) -> dict[str, str]:
+    """The champion versions a server's GET /model names."""
+    model = json.loads(request(model_url)[1])
+    return {m["task"]: m["version"] for m in model["models"] if m["rank"] == "champion"}
+
+
 @pytest.fixture
 def manual(deployment):
     """The app with no reload thread: the test checks when it wants (reloader.check)."""
@@ -335,12 +341,8 @@ def test_gunicorn_serves_a_promotion_under_load_without_a_failed_request(
     assert 'migraine_model_reloads_total{result="refused"} 3.0' in metrics
     assert re.search(rf"\[{monitor_pid}\] new models serving: .*champion=", log)
     assert re.search(rf"\[{monitor_pid}\] new models refused", log)
+    before = max(seconds for sent, seconds, _ in answers if sent < promoted_at)
     print(
-        f"\n{len(answers)} requests, slowest {slowest * 1000:.0f} ms; the promotion seen by "
-        f"every worker after {seen_everywhere:.1f} s"
+        f"\n{len(answers)} requests, slowest {slowest * 1000:.0f} ms ({before * 1000:.0f} ms "
+        f"before the promotion); the promotion seen by every worker after {seen_everywhere:.1f} s"
     )
-
-
-def champions_of(model_url: str) -> dict[str, str]:
-    model = json.loads(request(model_url)[1])
-    return {m["task"]: m["version"] for m in model["models"] if m["rank"] == "champion"}
