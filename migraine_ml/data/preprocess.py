@@ -11,6 +11,7 @@ length (~450 lines).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -425,6 +426,26 @@ class Preprocessed:
         return pd.concat([features, rows[self.keep]], axis=1).reset_index(drop=True)
 
 
+FEEDBACK_ID = "prediction_id"  # the feedback file's column beyond the schema's
+
+
+def feedback_side(
+    rows: pd.DataFrame, *, group: str | None, test_size: float, seed: int
+) -> pd.Series:
+    """True for the feedback rows that belong to the test split: a stable hash of the
+    row's patient (`group`, where the row has one) or else of its prediction id, so a
+    row's side never changes between retrainings."""
+    keys = rows[FEEDBACK_ID].astype(str)
+    if group is not None and group in rows:
+        keys = rows[group].astype(str).where(rows[group].notna(), keys)
+
+    def fraction(key: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    return keys.map(fraction) < test_size
+
+
 def _with_feedback(
     train: pd.DataFrame,
     test: pd.DataFrame,
@@ -441,9 +462,14 @@ def _with_feedback(
     already in the base data keeps that side; every other row takes the stable side
     `feedback_side` gives it, so it is on the same side in every retraining.
     """
-    from migraine_ml.retraining.feedback import FEEDBACK_ID, feedback_side
-
     labelled, dropped = drop_unusable_rows(feedback[[*schema.required, FEEDBACK_ID]], schema)
+    if schema.group is not None:
+        # a record that did not carry its patient is a patient of its own (the service
+        # takes features only, so logged records carry none)
+        ids = "prediction:" + labelled[FEEDBACK_ID].astype(str)
+        labelled[schema.group] = (
+            labelled[schema.group].astype(object).where(labelled[schema.group].notna(), ids)
+        )
     seen = set(pd.util.hash_pandas_object(pd.concat([train, test])[schema.required], index=False))
     row_hash = pd.util.hash_pandas_object(labelled[schema.required], index=False)
     repeats = row_hash.isin(seen) | row_hash.duplicated()
@@ -460,7 +486,7 @@ def _with_feedback(
     rows = labelled[schema.required]
     facts = {
         "rows": len(feedback),
-        "unusable": dropped["missing_target"] + dropped["duplicates"],
+        "unusable": dropped.get("missing_target", 0) + dropped["duplicates"],
         "repeating_data": int(repeats.sum()),
         "train": int((~in_test).sum()),
         "test": int(in_test.sum()),

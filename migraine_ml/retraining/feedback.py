@@ -3,27 +3,25 @@
 A feedback row is the raw record the service received, with the label a client
 sent to `POST /feedback` as the target, in the base data's columns, plus the
 `prediction_id` it labels. Only labels older than the retraining's label delay
-are exported: a label that may still be corrected, or whose outcome window is
-still open, is not a settled truth yet.
+are exported: a label whose outcome window may still be open (a migraine
+reported the next morning) is not a settled truth yet.
 
 Rows keep their side of the train/test split from one retraining to the next
-(`feedback_side`, a hash of the prediction id, or of the patient where the
-schema has a group): a row that trained one challenger can never become a test
-row that judges the next one.
+(`feedback_side` in migraine_ml.data.preprocess, a hash of the prediction id, or
+of the patient where the schema has a group): a row that trained one challenger
+can never become a test row that judges the next one.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from migraine_ml.data.preprocess import FEEDBACK_ID
 from migraine_ml.data.schema import Schema
-
-FEEDBACK_ID = "prediction_id"  # the feedback file's column beyond the schema's
 
 
 def feedback_rows(labelled: pd.DataFrame, schema: Schema) -> pd.DataFrame:
@@ -39,23 +37,6 @@ def feedback_rows(labelled: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         out[schema.regression_target] = labelled["target_value"].to_numpy()
     out[FEEDBACK_ID] = labelled["prediction_id"].to_numpy()
     return out.reset_index(drop=True)
-
-
-def feedback_side(
-    rows: pd.DataFrame, *, group: str | None, test_size: float, seed: int
-) -> pd.Series:
-    """True for the feedback rows that belong to the test split: a stable hash of the
-    row's patient (`group`, where the row has one) or else of its prediction id, so a
-    row's side never changes between retrainings."""
-    keys = rows[FEEDBACK_ID].astype(str)
-    if group is not None and group in rows:
-        keys = rows[group].astype(str).where(rows[group].notna(), keys)
-
-    def fraction(key: str) -> float:
-        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
-
-    return keys.map(fraction) < test_size
 
 
 @dataclass(frozen=True)

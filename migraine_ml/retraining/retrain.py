@@ -4,20 +4,22 @@ One cycle:
 
 1. labelled feedback older than the label delay is exported from the prediction
    log into the feedback file (`data.feedback`), in a scratch git worktree of
-   the repository (the workspace is not touched until a promotion);
+   the repository (no tracked file changes before a promotion);
 2. with fewer new labels than `min_new_labels` the cycle stops, and says so in
    the promotion record;
 3. the pipeline runs there as a DVC experiment (`dvc exp run`: its params, data
    hashes and metrics show in `dvc exp show`), the MLflow model registered under
    the alias `challenger`;
 4. champion (the workspace's models/) and challenger score the challenger's test
-   split, the same rows (`migraine_ml.retraining.compare`);
-5. only a decided promotion touches the workspace: `dvc exp apply`, one git
-   commit, MLflow aliases moved (`champion` -> `previous`, `challenger` ->
-   `champion`). A service watching dvc.lock picks the new models up.
+   split, the same rows (`migraine_ml.retraining.compare`); the decision is
+   written to the promotion record (reports/promotion.json, not versioned);
+5. only a decided promotion changes tracked files: `dvc exp apply`, one git
+   commit with a copy of the record (reports/promotions/<experiment>.json),
+   MLflow aliases moved (`champion` -> `previous`, `challenger` -> `champion`).
+   A service watching dvc.lock picks the new models up.
 
-Killed at any point before step 5, the workspace and the served models are as
-they were; the scratch worktree is removed (or pruned by the next run).
+Killed at any point before step 5, the tracked files and the served models are
+as they were; the scratch worktree is removed (or by the next run).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from migraine_ml import persist
 from migraine_ml.data.schema import Schema, load_schema
@@ -154,6 +158,25 @@ def compare_models(
     return comparisons
 
 
+def _experiment_commit(repo: Path, name: str) -> str | None:
+    """The commit DVC recorded the experiment as (refs/exps/.../<name>)."""
+    refs = _run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"], repo)
+    found = [line.split()[0] for line in refs.splitlines() if line.endswith(f"/{name}")]
+    return found[0] if found else None
+
+
+def _data_hashes(lock_path: Path, data: dict[str, Any]) -> dict[str, str]:
+    """The md5s dvc.lock records for the data and feedback files the challenger read."""
+    wanted = {data["path"], data["feedback"]}
+    lock = yaml.safe_load(lock_path.read_text())
+    return {
+        dep["path"]: dep["md5"]
+        for stage in lock.get("stages", {}).values()
+        for dep in stage.get("deps", [])
+        if dep["path"] in wanted and "md5" in dep
+    }
+
+
 def _identity(repo: Path, models_dir: Path) -> dict[str, Any]:
     manifest = json.loads((models_dir / "manifest.json").read_text())
     return {
@@ -184,6 +207,15 @@ def retrain(
         return _cycle(repo, log, params, config, schema, promotion_path, now)
 
 
+def _is_scratch(path: Path) -> bool:
+    """A worktree `_cycle` made: <tmp>/migraine-retrain-XXXX/challenger, nothing else."""
+    return (
+        path.name == "challenger"
+        and path.parent.name.startswith(SCRATCH_PREFIX)
+        and path.parent.parent == Path(tempfile.gettempdir())
+    )
+
+
 @contextlib.contextmanager
 def _one_cycle_at_a_time(repo: Path) -> Iterator[None]:
     """An exclusive lock on the repository's retraining; scratch worktrees left by a
@@ -196,12 +228,14 @@ def _one_cycle_at_a_time(repo: Path) -> Iterator[None]:
         except BlockingIOError:
             raise RetrainError("another retrain is running in this repository") from None
         listing = _run(["git", "worktree", "list", "--porcelain"], repo)
-        for line in listing.splitlines():
-            path = line.removeprefix("worktree ")
-            if line.startswith("worktree ") and f"{os.sep}{SCRATCH_PREFIX}" in path:
-                logger.info("removing the scratch worktree of an interrupted cycle: %s", path)
-                subprocess.run(["git", "worktree", "remove", "--force", path], cwd=repo)
-                shutil.rmtree(Path(path).parent, ignore_errors=True)
+        paths = [Path(line.removeprefix("worktree ")) for line in listing.splitlines()]
+        for path in paths[1:]:  # the first is this checkout
+            if not _is_scratch(path):
+                continue
+            logger.info("removing the scratch worktree of an interrupted cycle: %s", path)
+            removed = subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo)
+            if removed.returncode == 0:
+                shutil.rmtree(path.parent, ignore_errors=True)
         _run(["git", "worktree", "prune"], repo)
         yield
 
@@ -245,35 +279,64 @@ def _cycle(
         test = coerce_types(pd.read_parquet(worktree / "data" / "split" / "test.parquet"), schema)
         comparisons = compare_models(repo / "models", worktree / "models", schema, test, config)
         decision = decide(comparisons, primary=next(iter(comparisons)), rule=config.rule)
-        challenger = _identity(worktree, worktree / "models") | {"experiment": name}
+        challenger = _identity(worktree, worktree / "models") | {
+            "experiment": name,
+            "commit": _experiment_commit(repo, name),
+        }
         record = write_promotion(
             promotion_path,
             decision=decision,
             comparisons=comparisons,
             champion=champion,
             challenger=challenger,
-            data={"feedback": export.to_dict(), "test_rows": len(test)},
+            data={
+                "feedback": export.to_dict(),
+                "test_rows": len(test),
+                "hashes": _data_hashes(worktree / "dvc.lock", params["data"]),
+            },
         )
         logger.info(
             "%s: %s", "PROMOTE" if decision.promote else "KEEP the champion", decision.reason
         )
         if decision.promote:
-            promote(repo, name, promotion_path, env=env, schema=schema)
+            promote(repo, name, promotion_path, baseline=champion["commit"], env=env, schema=schema)
         return record
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True)
 
 
-def promote(repo: Path, experiment: str, promotion_path: Path, *, env, schema: Schema) -> None:
-    """Apply the experiment to the workspace, commit it, move the MLflow aliases."""
-    _run(_dvc("exp", "apply", experiment), repo, env)
-    _run(["git", "add", "-u"], repo)
-    _run(["git", "add", "-f", str(promotion_path)], repo)
-    _run(
-        ["git", "commit", "-q", "-m", f"{PROMOTION_PREFIX} {experiment} (see {promotion_path})"],
-        repo,
-    )
+def promote(
+    repo: Path, experiment: str, record: Path, *, baseline: str, env, schema: Schema
+) -> None:
+    """Apply the experiment to the workspace and commit it with a copy of the record
+    (reports/promotions/<experiment>.json), then move the MLflow aliases.
+
+    The workspace must still be as the cycle found it (clean, at `baseline`): a
+    promotion is a commit of its own. If applying or committing fails, the
+    workspace goes back to `baseline` and its models, and the champion serves on.
+    """
+    require_clean(repo)
+    head = _run(["git", "rev-parse", "HEAD"], repo).strip()
+    if head != baseline:
+        raise RetrainError(
+            f"HEAD moved from {baseline[:12]} to {head[:12]} during the cycle: "
+            f"the challenger ({experiment}) was not applied; run the retrain again"
+        )
+    archive = repo / "reports" / "promotions" / f"{experiment}.json"
+    try:
+        _run(_dvc("exp", "apply", experiment), repo, env)
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(record, archive)
+        _run(["git", "add", "-u"], repo)
+        _run(["git", "add", str(archive.relative_to(repo))], repo)
+        message = f"{PROMOTION_PREFIX} {experiment} ({archive.relative_to(repo)})"
+        _run(["git", "commit", "-q", "-m", message], repo)
+    except RetrainError:
+        subprocess.run(["git", "reset", "-q", "--hard", baseline], cwd=repo)
+        subprocess.run(_dvc("checkout", "--quiet", "--force"), cwd=repo, env=env)
+        archive.unlink(missing_ok=True)
+        raise
     move_aliases(schema, {CHALLENGER: CHAMPION, CHAMPION: PREVIOUS}, env=env)
 
 
@@ -307,19 +370,37 @@ def move_aliases(schema: Schema, moves: dict[str, str], *, env: dict[str, str]) 
             )
 
 
+def _unreverted_promotion(repo: Path) -> str | None:
+    """The newest promotion commit on this branch that no later commit reverted."""
+    log = _run(["git", "log", "--format=%H%x00%s%x00%b%x1e"], repo)
+    reverted: set[str] = set()
+    for entry in log.split("\x1e"):  # newest first: a revert comes before what it reverts
+        if not entry.strip():
+            continue
+        sha, subject, body = entry.strip("\n").split("\x00", 2)
+        reverted.update(re.findall(r"This reverts commit ([0-9a-f]{40})", body))
+        if subject.startswith(PROMOTION_PREFIX) and sha not in reverted:
+            return sha
+    return None
+
+
 def rollback(repo: Path, *, schema_path: str) -> str:
-    """Undo the latest promotion: revert its commit, check its models out, point the
-    `champion` alias back at `previous`. Returns the reverted commit."""
+    """Undo the latest promotion not undone yet: revert its commit, check its models
+    out, point the `champion` alias back at `previous`. Returns the reverted commit."""
     repo = repo.resolve()
     require_clean(repo)
-    found = _run(["git", "log", "-n", "1", "--format=%H", f"--grep=^{PROMOTION_PREFIX}"], repo)
-    commit = found.strip()
-    if not commit:
-        raise RetrainError("no promotion in this branch's history: nothing to roll back")
-    env = _tool_env(repo)
-    _run(["git", "revert", "--no-edit", commit], repo)
-    _run(_dvc("checkout", "--quiet"), repo, env)
-    move_aliases(load_schema(repo / schema_path), {PREVIOUS: CHAMPION}, env=env)
+    with _one_cycle_at_a_time(repo):
+        commit = _unreverted_promotion(repo)
+        if commit is None:
+            raise RetrainError("no promotion left to roll back on this branch")
+        env = _tool_env(repo)
+        try:
+            _run(["git", "revert", "--no-edit", commit], repo)
+        except RetrainError:
+            subprocess.run(["git", "revert", "--abort"], cwd=repo, capture_output=True)
+            raise
+        _run(_dvc("checkout", "--quiet"), repo, env)
+        move_aliases(load_schema(repo / schema_path), {PREVIOUS: CHAMPION}, env=env)
     return commit
 
 

@@ -370,3 +370,28 @@ def test_feedback_rows_without_a_label_are_not_used(cohort, schema):
     result = preprocess_data(base, schema, feedback=_feedback(new, "c"), **PREPROCESS)
     facts = result.summary["feedback"]
     assert facts["unusable"] == 30 and facts["train"] + facts["test"] == 70
+
+
+def test_feedback_keeps_each_patient_on_one_side(cohort, schema):
+    from migraine_ml.data.preprocess import preprocess_data
+    from migraine_ml.data.synthetic import generate_cohort
+
+    grouped = schema_from_dict(
+        {
+            "name": "grouped",
+            "columns": {
+                **schema.to_dict()["columns"],
+                "patient": {"dtype": "category", "role": "group"},
+            },
+        }
+    )
+    base = coerce_types(cohort, schema).assign(patient=lambda f: (f.index // 4).astype(str))
+    base = base[grouped.required]
+    new = coerce_types(generate_cohort(rows=300, prevalence=0.35, seed=23).clean, schema)
+    # a third of the feedback comes from patients of the base data, the rest carries none
+    new["patient"] = None
+    new.loc[new.index[:100], "patient"] = base["patient"].iloc[:100].to_numpy()
+    result = preprocess_data(base, grouped, feedback=_feedback(new, "g"), **PREPROCESS)
+    assert set(result.train["patient"]).isdisjoint(result.test["patient"])
+    assert result.train["patient"].notna().all() and result.test["patient"].notna().all()
+    assert result.summary["feedback"]["train"] + result.summary["feedback"]["test"] == 300

@@ -59,8 +59,9 @@ def monkeypatch_module():
         yield patch
 
 
-def _traffic(log, rows, *, created: float, prefix: str) -> None:
-    """Log `rows` as predictions made at `created`, each labelled a day later."""
+def _traffic(log, rows, *, created: float, prefix: str, labelled: float | None = None) -> None:
+    """Log `rows` as predictions made at `created`, each labelled at `labelled` (by
+    default a day later)."""
     features = [c for c in rows.columns if c not in ("migraine_occurrence", "migraine_severity")]
     log.migrate()
     predictions = []
@@ -76,7 +77,7 @@ def _traffic(log, rows, *, created: float, prefix: str) -> None:
         zip(rows["migraine_occurrence"], rows["migraine_severity"], strict=True)
     ):
         label = Feedback(f"{prefix}{i:028x}", str(int(outcome)), float(severity), None)
-        log.add_feedback(label, received_at=created + DAY)
+        log.add_feedback(label, received_at=created + DAY if labelled is None else labelled)
 
 
 def _params(repo) -> dict:
@@ -98,7 +99,9 @@ def test_too_few_labels_skip_and_say_so(repo, tmp_path):
 def test_labels_younger_than_the_delay_are_not_used(repo, tmp_path):
     log = open_log(str(tmp_path / "log.db"))
     cohort = generate_cohort(rows=300, prevalence=0.35, seed=12).clean
-    _traffic(log, cohort, created=time.time() - 0.5 * DAY, prefix="b")  # labelled just now
+    # predicted days ago, labelled 12 hours ago: younger than the 24-hour delay
+    now = time.time()
+    _traffic(log, cohort, created=now - 3 * DAY, prefix="b", labelled=now - 0.5 * DAY)
     record = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
     assert record["status"] == "skipped" and "0 new labels" in record["reason"]
 
@@ -144,12 +147,21 @@ def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     new_models = json.loads((repo / "models" / "manifest.json").read_text())["models"]
     assert [m["md5"] for m in new_models] != [m["md5"] for m in old_models]
     assert dvc(repo, "status", "--quiet", check=False).returncode == 0  # models match dvc.lock
+    archived = _git(repo, "show", "--name-only", "--format=", "HEAD").splitlines()
+    assert f"reports/promotions/{record['challenger']['experiment']}.json" in archived
+    assert record["challenger"]["commit"] and record["data"]["hashes"]
+
+    # the next cycle after a promotion runs (no label is new: skipped, not refused)
+    again = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
+    assert again["status"] == "skipped" and "0 new labels" in again["reason"]
 
     reverted = rollback(repo, schema_path=_params(repo)["data"]["schema"])
     assert reverted == _git(repo, "rev-parse", "HEAD~1")
     restored = json.loads((repo / "models" / "manifest.json").read_text())["models"]
     assert [m["md5"] for m in restored] == [m["md5"] for m in old_models]
     assert _git(repo, "diff", before, "HEAD", "--", "dvc.lock") == ""
+    with pytest.raises(RetrainError, match="no promotion left"):
+        rollback(repo, schema_path=_params(repo)["data"]["schema"])
 
 
 def test_a_retrain_killed_mid_training_changes_nothing(repo, tmp_path):
