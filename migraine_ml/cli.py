@@ -21,6 +21,16 @@ logger = logging.getLogger("migraine")
 # that need them, so `migraine --help`, `gate` and `smoke` start in a blink.
 
 
+# the prediction log, as the service names it
+_log_option = click.option(
+    "--log",
+    "log_target",
+    default=lambda: os.environ.get("MIGRAINE_PREDICTION_LOG", "data/predictions.db"),
+    show_default="$MIGRAINE_PREDICTION_LOG or data/predictions.db",
+    help="The prediction log: a SQLite file or a postgresql:// URL.",
+)
+
+
 class Failed(click.ClickException):
     """Exit 1 (or `exit_code`) with the message alone on stderr, no 'Error:' prefix."""
 
@@ -211,13 +221,7 @@ def sweep(grid: tuple[str, ...]) -> None:
     show_default=True,
     help="The period's start: a duration back from now (24h, 7d) or an ISO-8601 date/time.",
 )
-@click.option(
-    "--log",
-    "log_target",
-    default=lambda: os.environ.get("MIGRAINE_PREDICTION_LOG", "data/predictions.db"),
-    show_default="$MIGRAINE_PREDICTION_LOG or data/predictions.db",
-    help="The prediction log: a SQLite file or a postgresql:// URL.",
-)
+@_log_option
 @click.option("--models", "models_dir", default="models", show_default=True)
 @click.option("--metrics", "metrics_path", default="reports/metrics.json", show_default=True)
 @click.option("--out-dir", default="reports", show_default=True)
@@ -284,13 +288,7 @@ def drift_report(
 
 
 @main.command()
-@click.option(
-    "--log",
-    "log_target",
-    default=lambda: os.environ.get("MIGRAINE_PREDICTION_LOG", "data/predictions.db"),
-    show_default="$MIGRAINE_PREDICTION_LOG or data/predictions.db",
-    help="The prediction log: a SQLite file or a postgresql:// URL.",
-)
+@_log_option
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 @click.option("--out", default="reports/promotion.json", show_default=True)
 def retrain(log_target: str, params_path: str, out: str) -> None:

@@ -78,3 +78,34 @@ def export_feedback(
     path.parent.mkdir(parents=True, exist_ok=True)
     merged[[*schema.required, FEEDBACK_ID]].to_csv(path, index=False)
     return Export(str(path), len(merged), len(new), labelled_before)
+
+
+def _class_text(value) -> str:
+    """A label as /feedback spells it: 1.0 is "1", text stays text."""
+    if isinstance(value, int | float) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def log_labelled_traffic(
+    log, rows: pd.DataFrame, schema: Schema, *, created: float, labelled: float, prefix: str
+) -> None:
+    """Write `rows` (records with their true targets) to a prediction log as predictions
+    made at `created` and labelled at `labelled`: simulated traffic for tests,
+    benchmarks and the docs' sessions. Ids are `prefix` + the row number in hex."""
+    from migraine_ml.monitoring.prediction_log import Feedback, LoggedPrediction
+
+    log.migrate()
+    ids = [f"{prefix}{i:0{32 - len(prefix)}x}" for i in range(len(rows))]
+    features = rows[schema.features].astype(object).where(rows[schema.features].notna(), None)
+    log.insert(
+        [
+            LoggedPrediction(pid, created, None, None, None, None, record, None, None, None, None)
+            for pid, record in zip(ids, features.to_dict(orient="records"), strict=True)
+        ]
+    )
+    classification, regression = schema.classification_target, schema.regression_target
+    for pid, (_, row) in zip(ids, rows.iterrows(), strict=True):
+        outcome = None if classification is None else _class_text(row[classification])
+        value = None if regression is None or pd.isna(row[regression]) else float(row[regression])
+        log.add_feedback(Feedback(pid, outcome, value, None), received_at=labelled)

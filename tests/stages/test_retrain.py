@@ -22,10 +22,12 @@ import pytest
 import yaml
 from scipy.special import expit
 
+from migraine_ml.data.schema import load_schema
 from migraine_ml.data.synthetic import generate_cohort
-from migraine_ml.monitoring.prediction_log import Feedback, LoggedPrediction, open_log
+from migraine_ml.monitoring.prediction_log import open_log
+from migraine_ml.retraining.feedback import log_labelled_traffic
 from migraine_ml.retraining.retrain import RetrainError, retrain, rollback
-from tests.pipeline_fixtures import dvc, make_pipeline_repo, tool_env
+from tests.pipeline_fixtures import SCHEMA, dvc, make_pipeline_repo, tool_env
 
 DAY = 86_400.0
 
@@ -62,22 +64,14 @@ def monkeypatch_module():
 def _traffic(log, rows, *, created: float, prefix: str, labelled: float | None = None) -> None:
     """Log `rows` as predictions made at `created`, each labelled at `labelled` (by
     default a day later)."""
-    features = [c for c in rows.columns if c not in ("migraine_occurrence", "migraine_severity")]
-    log.migrate()
-    predictions = []
-    for i, record in enumerate(rows[features].to_dict(orient="records")):
-        record = {k: (None if v != v else v) for k, v in record.items()}
-        predictions.append(
-            LoggedPrediction(
-                f"{prefix}{i:028x}", created, "m", "v1", "r", "v1", record, None, None, None, None
-            )
-        )
-    log.insert(predictions)
-    for i, (outcome, severity) in enumerate(
-        zip(rows["migraine_occurrence"], rows["migraine_severity"], strict=True)
-    ):
-        label = Feedback(f"{prefix}{i:028x}", str(int(outcome)), float(severity), None)
-        log.add_feedback(label, received_at=created + DAY if labelled is None else labelled)
+    log_labelled_traffic(
+        log,
+        rows,
+        load_schema(SCHEMA),
+        created=created,
+        labelled=created + DAY if labelled is None else labelled,
+        prefix=prefix,
+    )
 
 
 def _params(repo) -> dict:
