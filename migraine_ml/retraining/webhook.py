@@ -95,7 +95,7 @@ class Incident:
         return (self.group_key, self.fingerprint, self.starts_at)
 
     def describe(self) -> str:
-        """`MigraineFeatureDrift{feature="humidity",job="migraine"}` (alertname left out)."""
+        """`MigraineFeatureDrift{feature="<input>",job="migraine"}` (alertname left out)."""
         shown = ",".join(f'{name}="{value}"' for name, value in self.labels if name != "alertname")
         return f"{self.alertname}{{{shown}}}"
 

@@ -19,6 +19,8 @@ CONTRACT: list[tuple[str, str]] = [
     ("migraine_models_ready", "gauge"),
     ("migraine_model_info", "gauge"),  # task, rank, model, version, serving
     ("migraine_batch_size", "histogram"),
+    # app/reload.py: promoted models picked up (or refused), per process
+    ("migraine_model_reloads_total", "counter"),  # result
     # the prediction log
     ("migraine_prediction_log_dropped_total", "counter"),
     ("migraine_prediction_log_buffered", "gauge"),
