@@ -189,7 +189,13 @@ def test_the_pull_request_is_the_promotion_commit_with_the_rendered_record(workf
 
 def test_make_retrain_runs_migraine_retrain():
     result = subprocess.run(
-        ["make", "-n", "retrain"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        # --no-print-directory: under `make test` this is a nested make, which would
+        # otherwise print "Entering/Leaving directory" lines
+        ["make", "-n", "--no-print-directory", "retrain"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"{ROOT / '.venv' / 'bin' / 'migraine'} retrain"
