@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -273,7 +274,8 @@ def _cycle(
         # the experiment shares this repository's DVC cache: unchanged outputs are not rebuilt
         _run(_dvc("config", "--local", "cache.dir", str(repo / ".dvc" / "cache")), worktree, env)
         subprocess.run(_dvc("checkout", "--quiet"), cwd=worktree, env=env, capture_output=True)
-        name = f"retrain-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
+        # the time it ran, and a few random letters: two cycles in one second differ too
+        name = f"retrain-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         logger.info("running the pipeline as DVC experiment %s", name)
         _run(_dvc("exp", "run", "--name", name), worktree, env)
         test = coerce_types(pd.read_parquet(worktree / "data" / "split" / "test.parquet"), schema)
