@@ -52,19 +52,11 @@ def _records() -> list[Any]:
     return [body]
 
 
-def _validator(store) -> RecordValidator:
-    # one per store: reloaded models may come with another schema (app/reload.py)
-    cached = current_app.extensions.get("validator")
-    if cached is not None and cached[0] is store:
-        return cached[1]
-    validator = RecordValidator(store.schema)
-    current_app.extensions["validator"] = (store, validator)
-    return validator
-
-
 class _Served(NamedTuple):
-    """What every request reads of the loaded models, worked out once per store."""
+    """What every request reads of the loaded models, worked out once per store (reloaded
+    models may come with another schema: app/reload.py)."""
 
+    validator: RecordValidator
     classifier: Any
     regressor: Any
     models: dict[str, dict[str, str]]  # the response's "models"
@@ -81,6 +73,7 @@ def _served(store) -> _Served:
     classifier, regressor = store.get("classification"), store.get("regression")
     classes = classifier.classes if classifier else None
     served = _Served(
+        RecordValidator(store.schema),
         classifier,
         regressor,
         {m.task: {"name": m.name, "version": m.version} for m in (classifier, regressor) if m},
@@ -111,13 +104,13 @@ def predict():
         raise ServiceUnavailable("models are not loaded and verified: see GET /ready")
     metrics = current_app.extensions["service_metrics"]
     records = _records()
-    validator = _validator(store)
+    served = _served(store)
+    validator = served.validator
     rows, problems = validator.validate(records)
     if problems:
         for field, count in Counter(p.field for p in problems).items():
             metrics.validation_errors.labels(field).inc(count)
         raise InvalidInput([p.to_dict() for p in problems])
-    served = _served(store)
     classifier, regressor = served.classifier, served.regressor
     started = time.perf_counter()
     matrix = validator.matrix(rows)
