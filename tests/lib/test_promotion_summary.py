@@ -13,6 +13,7 @@ from migraine_ml.retraining.compare import (
     write_skip,
 )
 from migraine_ml.retraining.summary import main, promotion_markdown
+from tests.lib.test_compare import binary_outputs
 
 RULE = PromotionRule(min_gain=0.01, max_class_drop=0.05, resamples=200)
 CHAMPION = {
@@ -28,12 +29,6 @@ DATA = {
     "feedback": {"path": "data/feedback/feedback.csv", "rows": 1200, "new_rows": 600},
     "test_rows": 1834,
 }
-
-
-def binary_outputs(y: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
-    logit = np.where(y == 1, 1.0, -1.0) + rng.normal(0, noise, len(y))
-    p = 1 / (1 + np.exp(-logit))
-    return np.column_stack([1 - p, p])
 
 
 def promotion(tmp_path, *, rule: PromotionRule = RULE) -> dict:
