@@ -1,7 +1,8 @@
 """POST /feedback: the true outcome of an earlier prediction, for performance monitoring.
 
 A label arrives once per prediction id, days after the prediction perhaps; the
-log keeps it next to the prediction with the delay. The outcome is checked
+log keeps it next to the prediction with the delay. `intervened` says the patient
+acted on the prediction before the outcome (retraining leaves such rows out). The outcome is checked
 against the served classifier's classes, the target against the schema's range.
 """
 
@@ -86,7 +87,7 @@ def parse_feedback(body: dict[str, Any], store) -> Feedback:
     schema = store.schema
     classifier = store.get("classification")
     target_key = expected_value_key(schema) if schema.regression_target else None
-    allowed = {"prediction_id", "observed_at"}
+    allowed = {"prediction_id", "observed_at", "intervened"}
     allowed |= {"outcome"} if schema.classification_target else set()
     allowed |= {target_key} if target_key else set()
     problems = [{"field": k, "problem": "unknown field"} for k in body if k not in allowed]
@@ -140,13 +141,17 @@ def parse_feedback(body: dict[str, Any], store) -> Feedback:
                 }
             )
 
+    intervened = body.get("intervened")
+    if intervened is not None and not isinstance(intervened, bool):
+        problems.append({"field": "intervened", "problem": "expected true or false"})
+
     given = [k for k in ("outcome", target_key) if k in allowed and k in body]
     if not given:
         names = " or ".join(k for k in ("outcome", target_key) if k in allowed)
         problems.append({"field": "outcome", "problem": f"missing: give {names}"})
     if problems:
         raise InvalidInput(problems)
-    return Feedback(prediction_id, outcome, target, observed_at)
+    return Feedback(prediction_id, outcome, target, observed_at, intervened)
 
 
 class Contradiction(Conflict):

@@ -93,6 +93,11 @@ def _feedback(schema: Schema, classes: Sequence[Any] | None) -> dict[str, Any]:
             "description": "when the outcome was observed, with its time zone; not in the "
             "future, not before the prediction",
         },
+        "intervened": {
+            "type": "boolean",
+            "description": "the patient acted on the prediction before the outcome (took "
+            "medication, rested): the label is kept for monitoring, left out of retraining",
+        },
     }
     labels = []
     if schema.classification_target:

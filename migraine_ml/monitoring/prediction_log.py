@@ -27,7 +27,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # One schema for both databases: only the spellings of these types differ.
 _TYPES = {
@@ -70,6 +70,8 @@ CREATE TABLE drift_checks (
     report TEXT NOT NULL
 )
 """
+# v2: whether the patient acted on the prediction (medication, rest) before the outcome
+_SCHEMA_V2 = "ALTER TABLE feedback ADD COLUMN intervened {int}"
 # the log of the first service version: one table, no schema_version
 _V0_COLUMNS = {"prediction_id", "created", "features", "probability", "predicted_class"}
 
@@ -92,10 +94,11 @@ _FEEDBACK_COLUMNS = (
     "observed_at",
     "received_at",
     "delay_seconds",
+    "intervened",
 )
 COLUMNS = ("seq", *_INSERT_COLUMNS, *_FEEDBACK_COLUMNS)
 _NUMERIC = {"created", "predicted_value", "target_value", "observed_at", "received_at"}
-_NUMERIC |= {"delay_seconds"}
+_NUMERIC |= {"delay_seconds", "intervened"}
 _JSON = ("features", "probabilities", "drift_warning")
 _SELECT = (
     "SELECT p.seq, "
@@ -132,6 +135,9 @@ class Feedback(NamedTuple):
     outcome: str | None  # the true class, spelled as the classes are in /model
     target_value: float | None  # the true regression target
     observed_at: float | None  # when the outcome was observed (Unix time), if known
+    # the patient acted on the prediction (took medication, rested) before the outcome, so
+    # the outcome is not the one the prediction was about; None: not said
+    intervened: bool | None = None
 
 
 class LogUnavailable(Exception):
@@ -227,10 +233,13 @@ class LogDatabase:
                 )
             if version == SCHEMA_VERSION:
                 return
-            self._migrate_v0(cursor)
-            for statement in _SCHEMA_V1.format(**_TYPES[self.backend]).split(";"):
-                if statement.strip():
-                    self._execute(cursor, statement)
+            types = _TYPES[self.backend]
+            if version < 1:
+                self._migrate_v0(cursor)
+                for statement in _SCHEMA_V1.format(**types).split(";"):
+                    if statement.strip():
+                        self._execute(cursor, statement)
+            self._execute(cursor, _SCHEMA_V2.format(**types))
             self._execute(
                 cursor,
                 "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
@@ -317,7 +326,7 @@ class LogDatabase:
                 self._execute(
                     cursor,
                     f"INSERT INTO feedback (prediction_id, {', '.join(_FEEDBACK_COLUMNS)}) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    f"VALUES ({', '.join('?' * (1 + len(_FEEDBACK_COLUMNS)))})",
                     (
                         feedback.prediction_id,
                         feedback.outcome,
@@ -325,6 +334,7 @@ class LogDatabase:
                         feedback.observed_at,
                         received_at,
                         delay,
+                        None if feedback.intervened is None else int(feedback.intervened),
                     ),
                 )
         except LogUnavailable as err:

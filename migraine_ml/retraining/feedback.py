@@ -6,6 +6,11 @@ sent to `POST /feedback` as the target, in the base data's columns, plus the
 are exported: a label whose outcome window may still be open (a migraine
 reported the next morning) is not a settled truth yet.
 
+A label marked `intervened` (the patient acted on the prediction: took medication,
+rested) is left out. Its outcome answers a different question from the one the
+model was asked, and the model's own warnings would teach the next model that
+warned patients stay well: a feedback loop. Such labels are counted, not learnt.
+
 Rows keep their side of the train/test split from one retraining to the next
 (`feedback_side` in migraine_ml.data.preprocess, a hash of the prediction id, or
 of the patient where the schema has a group): a row that trained one challenger
@@ -41,12 +46,14 @@ def feedback_rows(labelled: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Export:
-    """What `export_feedback` wrote: the rows in the file, and how many are new."""
+    """What `export_feedback` wrote: the rows in the file, how many are new, and how many
+    labels were left out because the patient intervened."""
 
     path: str
     rows: int
     new_rows: int
     labelled_before: float
+    intervened: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,12 +79,13 @@ def export_feedback(
     path = Path(path)
     before = read_feedback(path, schema)
     known = set(before[FEEDBACK_ID].astype(str))
-    rows = feedback_rows(labelled, schema)
+    intervened = labelled["intervened"].to_numpy() == 1
+    rows = feedback_rows(labelled[~intervened], schema)
     new = rows[~rows[FEEDBACK_ID].astype(str).isin(known)]
     merged = pd.concat([before, new], ignore_index=True) if len(before) else new
     path.parent.mkdir(parents=True, exist_ok=True)
     merged[[*schema.required, FEEDBACK_ID]].to_csv(path, index=False)
-    return Export(str(path), len(merged), len(new), labelled_before)
+    return Export(str(path), len(merged), len(new), labelled_before, int(intervened.sum()))
 
 
 def _class_text(value) -> str:
@@ -88,11 +96,19 @@ def _class_text(value) -> str:
 
 
 def log_labelled_traffic(
-    log, rows: pd.DataFrame, schema: Schema, *, created: float, labelled: float, prefix: str
+    log,
+    rows: pd.DataFrame,
+    schema: Schema,
+    *,
+    created: float,
+    labelled: float,
+    prefix: str,
+    intervened: np.ndarray | None = None,
 ) -> None:
     """Write `rows` (records with their true targets) to a prediction log as predictions
     made at `created` and labelled at `labelled`: simulated traffic for tests,
-    benchmarks and the docs' sessions. Ids are `prefix` + the row number in hex."""
+    benchmarks and the docs' sessions. Ids are `prefix` + the row number in hex;
+    `intervened` (one bool a row) marks the labels after an intervention."""
     from migraine_ml.monitoring.prediction_log import Feedback, LoggedPrediction
 
     log.migrate()
@@ -105,7 +121,8 @@ def log_labelled_traffic(
         ]
     )
     classification, regression = schema.classification_target, schema.regression_target
-    for pid, (_, row) in zip(ids, rows.iterrows(), strict=True):
+    acted = np.zeros(len(rows), bool) if intervened is None else np.asarray(intervened, bool)
+    for pid, (_, row), act in zip(ids, rows.iterrows(), acted, strict=True):
         outcome = None if classification is None else _class_text(row[classification])
         value = None if regression is None or pd.isna(row[regression]) else float(row[regression])
-        log.add_feedback(Feedback(pid, outcome, value, None), received_at=labelled)
+        log.add_feedback(Feedback(pid, outcome, value, None, bool(act)), received_at=labelled)

@@ -259,7 +259,12 @@ def _cycle(
         export = export_feedback(
             labelled, schema, worktree / feedback_path, labelled_before=now - config.label_delay
         )
-        logger.info("feedback: %d rows, %d new", export.rows, export.new_rows)
+        logger.info(
+            "feedback: %d rows, %d new; %d labels after an intervention left out",
+            export.rows,
+            export.new_rows,
+            export.intervened,
+        )
         champion = _identity(repo, repo / "models")
         if export.new_rows < config.min_new_labels:
             reason = (

@@ -117,6 +117,11 @@ def _data(data: Mapping[str, Any]) -> list[str]:
         parts.append(
             f"feedback `{feedback.get('path', '?')}`: {feedback.get('rows', 0):,} rows, "
             f"{feedback.get('new_rows', 0):,} new"
+            + (
+                f", {feedback['intervened']:,} after an intervention left out"
+                if feedback.get("intervened")
+                else ""
+            )
         )
     if data.get("test_rows") is not None:
         parts.append(f"{data['test_rows']:,} test rows compared")

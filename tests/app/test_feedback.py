@@ -48,6 +48,13 @@ def test_a_class_may_be_spelled_as_number_or_text(client, predicted, outcome):
     assert response.get_json()["delay_seconds"] >= 0
 
 
+def test_a_label_after_an_intervention_is_kept_and_marked(client, app, predicted):
+    body = {"prediction_id": predicted, "outcome": 0, "intervened": True}
+    assert client.post("/feedback", json=body).status_code == 201
+    (row,) = app.extensions["prediction_log"].database.recent(1).itertuples()
+    assert (row.outcome, row.intervened) == ("0", 1)
+
+
 def test_a_regression_label_alone(client, predicted):
     assert client.post("/feedback", json={"prediction_id": predicted, TARGET: 0}).status_code == 201
 
@@ -93,6 +100,7 @@ def test_a_second_label_is_409(client, predicted):
             "observed_at",
             "expected an RFC 3339 date-time with a time zone, e.g. 2025-05-01T08:30:00Z",
         ),
+        ({"intervened": "yes"}, "intervened", "expected true or false"),
         ({"colour": "blue"}, "colour", "unknown field"),
         (
             {"prediction_id": "not-an-id"},

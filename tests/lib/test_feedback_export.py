@@ -6,7 +6,7 @@ from migraine_ml.monitoring.prediction_log import Feedback, LoggedPrediction, op
 from migraine_ml.retraining.feedback import FEEDBACK_ID, export_feedback, read_feedback
 
 
-def _log(tmp_path, schema, cohort, *, labelled_at):
+def _log(tmp_path, schema, cohort, *, labelled_at, intervened=()):
     log = open_log(str(tmp_path / "log.db"))
     log.migrate()
     rows = cohort.head(len(labelled_at))
@@ -23,7 +23,9 @@ def _log(tmp_path, schema, cohort, *, labelled_at):
         if received is not None:
             outcome = str(int(row["migraine_occurrence"]))
             log.add_feedback(
-                Feedback(f"{i:032x}", outcome, float(row["migraine_severity"]), None),
+                Feedback(
+                    f"{i:032x}", outcome, float(row["migraine_severity"]), None, i in intervened
+                ),
                 received_at=received,
             )
     return log, rows
@@ -61,3 +63,13 @@ def test_an_empty_or_absent_file_is_no_rows(tmp_path, schema):
         *schema.required,
         FEEDBACK_ID,
     ]
+
+
+def test_labels_after_an_intervention_are_counted_not_exported(tmp_path, schema, cohort):
+    log, _ = _log(tmp_path, schema, cohort, labelled_at=[500.0, 600.0, 700.0], intervened={1})
+    labelled = log.labelled(1000.0)
+    assert labelled["intervened"].tolist() == [0, 1, 0]
+    path = tmp_path / "feedback.csv"
+    export = export_feedback(labelled, schema, path, labelled_before=1000.0)
+    assert (export.rows, export.new_rows, export.intervened) == (2, 2, 1)
+    assert list(read_feedback(path, schema)[FEEDBACK_ID]) == [f"{0:032x}", f"{2:032x}"]

@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from migraine_ml.monitoring.prediction_log import (
@@ -121,6 +122,7 @@ def test_feedback_is_recorded_once_with_its_delay(log):
     assert (labelled.outcome, labelled.target_value) == ("severe", 7.0)
     assert labelled.observed_at == pytest.approx(row.created + 30)
     assert labelled.delay_seconds == pytest.approx(90)
+    assert np.isnan(labelled.intervened)  # not said
     with pytest.raises(AlreadyLabelled):
         log.add_feedback(feedback, received_at=row.created + 100)
     with pytest.raises(UnknownPrediction):
@@ -160,6 +162,43 @@ def test_schema_version_is_recorded_and_migrate_is_idempotent(log, target):
         cursor.execute("SELECT version FROM schema_version")
         assert [r[0] for r in cursor.fetchall()] == [SCHEMA_VERSION]
     assert log.count() == 1
+
+
+def test_a_version_1_log_gains_the_intervened_column_and_keeps_its_labels(target):
+    from migraine_ml.monitoring import prediction_log as module
+
+    old = open_log(target)
+    with old._cursor() as cursor:  # the log as schema version 1 wrote it
+        old._schema_version(cursor)
+        for statement in module._SCHEMA_V1.format(**module._TYPES[old.backend]).split(";"):
+            if statement.strip():
+                old._execute(cursor, statement)
+        old._execute(cursor, "INSERT INTO schema_version (version, applied_at) VALUES (1, 0)")
+        row = _row(1000.0)
+        old._execute(
+            cursor,
+            "INSERT INTO predictions (prediction_id, created, features) VALUES (?, ?, ?)",
+            (row.prediction_id, row.created, "{}"),
+        )
+        old._execute(
+            cursor,
+            "INSERT INTO feedback (prediction_id, outcome, received_at, delay_seconds) "
+            "VALUES (?, '1', 1100, 100)",
+            (row.prediction_id,),
+        )
+    old.close()
+    log = open_log(target)
+    log.migrate()
+    (kept,) = log.labelled(2000.0).itertuples()
+    assert (kept.outcome, np.isnan(kept.intervened)) == ("1", True)
+    second = _row(1200.0)
+    log.insert([second])
+    log.add_feedback(Feedback(second.prediction_id, "0", None, None, True), received_at=1300.0)
+    assert log.labelled(2000.0)["intervened"].tolist()[1] == 1
+    with log._cursor() as cursor:
+        cursor.execute("SELECT version FROM schema_version ORDER BY version")
+        assert [r[0] for r in cursor.fetchall()] == [1, SCHEMA_VERSION]
+    log.close()
 
 
 def test_a_newer_schema_is_refused(log, target):

@@ -26,7 +26,12 @@ CHALLENGER = {
     "experiment": "retrain-20261128-090000",
 }
 DATA = {
-    "feedback": {"path": "data/feedback/feedback.csv", "rows": 1200, "new_rows": 600},
+    "feedback": {
+        "path": "data/feedback/feedback.csv",
+        "rows": 1200,
+        "new_rows": 600,
+        "intervened": 40,
+    },
     "test_rows": 1834,
 }
 
@@ -78,7 +83,11 @@ def test_a_promotion_shows_champion_against_challenger(tmp_path):
         "| `classifier-champion.skops` | xgboost (md5 `01234567`) | lightgbm (md5 `fedcba98`) |"
     ) in text
     assert "commit `aaaaaaaaaaaa`" in text and "commit `bbbbbbbbbbbb`" in text
-    assert "Data: feedback `data/feedback/feedback.csv`: 1,200 rows, 600 new; 1,834 test" in text
+    assert (
+        "Data: feedback `data/feedback/feedback.csv`: 1,200 rows, 600 new, "
+        "40 after an intervention left out; 1,834 test"
+        in text
+    )
 
 
 def test_a_kept_champion_marks_the_failed_check(tmp_path):
