@@ -251,6 +251,7 @@ def _cycle(
     now: float,
 ) -> dict[str, Any]:
     feedback_path = params["data"]["feedback"]
+    log.migrate()  # a log an older service wrote lacks columns this code reads
     labelled = log.labelled(now - config.label_delay)
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     worktree = scratch / "challenger"
@@ -276,8 +277,10 @@ def _cycle(
                 promotion_path, reason, champion=champion, data={"feedback": export.to_dict()}
             )
         env = _tool_env(repo) | {"MIGRAINE_REGISTER_ALIAS": CHALLENGER}
-        # the experiment shares this repository's DVC cache: unchanged outputs are not rebuilt
-        _run(_dvc("config", "--local", "cache.dir", str(repo / ".dvc" / "cache")), worktree, env)
+        # the experiment shares this repository's DVC cache (wherever its config puts it,
+        # so that `dvc exp apply` here finds the outputs): unchanged outputs are not rebuilt
+        cache = _run(_dvc("cache", "dir"), repo, env).strip()
+        _run(_dvc("config", "--local", "cache.dir", cache), worktree, env)
         subprocess.run(_dvc("checkout", "--quiet"), cwd=worktree, env=env, capture_output=True)
         # the time it ran, and a few random letters: two cycles in one second differ too
         name = f"retrain-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"

@@ -40,7 +40,11 @@ def _git(repo, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, monkeypatch_module):
-    path = make_pipeline_repo(tmp_path_factory.mktemp("retrain") / "repo")
+    scratch = tmp_path_factory.mktemp("retrain")
+    path = make_pipeline_repo(scratch / "repo")
+    # a DVC cache outside the repository (shared by clones, as bench/retrain.py does): the
+    # experiment must use this one, or `dvc exp apply` finds no outputs to check out
+    dvc(path, "cache", "dir", "--local", str(scratch / "shared-cache"))
     params = yaml.safe_load((path / "params.yaml").read_text())
     params["retrain"] |= {"min_new_labels": 100, "resamples": 400, "min_gain": 0.01}
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
