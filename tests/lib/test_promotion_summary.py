@@ -85,8 +85,7 @@ def test_a_promotion_shows_champion_against_challenger(tmp_path):
     assert "commit `aaaaaaaaaaaa`" in text and "commit `bbbbbbbbbbbb`" in text
     assert (
         "Data: feedback `data/feedback/feedback.csv`: 1,200 rows, 600 new, "
-        "40 after an intervention left out; 1,834 test"
-        in text
+        "40 after an intervention left out; 1,834 test" in text
     )
 
 
