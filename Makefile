@@ -138,8 +138,10 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# two test workers (pytest-xdist), one file each at a time: module fixtures build once
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .coverage htmlcov

@@ -17,6 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["tests.pipeline_fixtures", "tests.browser"]
 
 
+# `make test` runs the files on two workers (pytest-xdist, --dist loadfile): the longest
+# files start first, so that neither worker is left with one of them at the end.
+SLOWEST_FIRST = (
+    "tests/stages/test_pipeline.py",
+    "tests/stages/test_sweep.py",
+    "tests/stages/test_own_data.py",
+    "tests/stages/test_retrain.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 @pytest.fixture(scope="session")
 def schema() -> Schema:
     return load_schema(ROOT / "schemas" / "migraine.yaml")

@@ -91,6 +91,14 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return result
 
 
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """git in `repo` with a throwaway identity; raises on failure."""
+    identity = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=repo, check=True, capture_output=True, text=True
+    )
+
+
 def make_pipeline_repo(repo: Path) -> Path:
     """A git + DVC repository holding this project's pipeline, on a small cohort."""
     repo.mkdir()
@@ -104,12 +112,11 @@ def make_pipeline_repo(repo: Path) -> Path:
     (repo / "params.yaml").write_text(
         yaml.safe_dump(small_params(reduced_zoo=True), sort_keys=False)
     )
-    git = ["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t"]
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    git(repo, "init", "-q")
     dvc(repo, "init", "-q")
     dvc(repo, "config", "core.analytics", "false")
-    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pipeline")
     return repo
 
 

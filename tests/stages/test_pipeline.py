@@ -1,13 +1,11 @@
 """The real DVC pipeline in a throwaway git repository (integration)."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.pipeline_fixtures import dvc, tool_env
+from tests.pipeline_fixtures import dvc, git
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +35,8 @@ def test_repro_caches_and_reruns_only_what_changed(pipeline_repo):
     assert (repo / "models" / "manifest.json").exists()
     lock = (repo / "dvc.lock").read_text()
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "first run")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first run")
     # the service's own DVC hash of models/ agrees with what DVC recorded
     from app.model_store import dvc_dir_md5, locked_md5
 
@@ -77,14 +75,7 @@ def test_repro_caches_and_reruns_only_what_changed(pipeline_repo):
     assert (repo / "dvc.lock").read_text() == lock
     # Pins a bug: the MLflow registry version (local state of one store, which has
     # counted up by now) was a committed output, so every rerun left git dirty.
-    assert _git(repo, "status", "--porcelain").stdout == ""
-
-
-def _git(repo, *args: str) -> subprocess.CompletedProcess:
-    identity = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
-    return subprocess.run(
-        ["git", *identity, *args], cwd=repo, check=True, capture_output=True, text=True
-    )
+    assert git(repo, "status", "--porcelain").stdout == ""
 
 
 def test_failing_validation_stops_the_pipeline(pipeline_repo):
@@ -108,37 +99,3 @@ def test_failing_validation_stops_the_pipeline(pipeline_repo):
     assert (repo / "data" / "processed" / "train.parquet").exists()
     assert (repo / "models" / "manifest.json").exists()
     assert (repo / "reports" / "evaluation.html").read_text() == report
-
-
-def test_sweep_runs_queued_experiments_with_one_worker(pipeline_repo):
-    """`make sweep` (`migraine sweep`) on the small pipeline: queue a grid, one worker, show."""
-    repo = pipeline_repo
-    dvc(repo, "repro")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "baseline")
-    result = subprocess.run(
-        [sys.executable, "-m", "migraine_ml.cli", "sweep", "-S", "features.n_features=10,15"],
-        cwd=repo,
-        env=tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    )
-    # Pins a bug: the table dropped the swept parameter's column (DVC matches --keep
-    # against the whole column name, so 'n_features' never matched).
-    header, _, *rows = result.stdout.strip().splitlines()
-    columns = [c.strip() for c in header.strip("|").split("|")]
-    assert "features.n_features" in columns, header
-    assert "classification.champion.roc_auc" in columns, header
-    swept = columns.index("features.n_features")
-    values = sorted(row.strip("|").split("|")[swept].strip() for row in rows)
-    assert {"10", "15"} <= set(values), result.stdout
-    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-    experiments = [e for commit in shown for e in (commit.get("experiments") or [])]
-    n_features = sorted(
-        run["data"]["params"]["params.yaml"]["data"]["features"]["n_features"]
-        for e in experiments
-        for run in e["revs"]
-    )
-    assert n_features == [10, 15]
