@@ -2,9 +2,10 @@
 
 `write_pr_report` compares the working tree with a base git ref: it runs `dvc
 params diff`, `dvc metrics diff` and `git show`, then hands the results to the
-pure rendering functions. It works on a fresh clone without a DVC remote:
-params, metrics and plot data are committed to git (`cache: false`), so both
-revisions are read from git.
+pure rendering functions, with a champion-against-challenger section for each
+promotion record the branch adds (`migraine retrain`). It works on a fresh
+clone without a DVC remote: params, metrics and plot data are committed to git
+(`cache: false`), so both revisions are read from git.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from migraine_ml.evaluation.report import draw_confusion, plt  # report selects the Agg backend
+from migraine_ml.retraining.summary import PROMOTIONS, promotion_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +136,10 @@ def render(
     gate: dict | None,
     base_gate: dict | None,
     plots: list[tuple[str, Path]],
+    promotions: list[tuple[str, dict]] = (),
 ) -> str:
-    """The whole report.md."""
+    """The whole report.md; `promotions` are (path, record) of the promotion records this
+    branch adds (`migraine retrain`): champion against challenger, as the PR body has it."""
     lines = [f"# Model report: this branch vs `{base}`", ""]
     if gate is None:
         lines.append("**Quality gate:** no `reports/gate.json` (run `dvc repro`).")
@@ -148,6 +152,8 @@ def render(
         )
         lines.append(f"**Quality gate: {verdict}**{was}")
         lines += [f"- {failure}" for failure in gate.get("failures", [])]
+    for path, record in promotions:
+        lines += ["", promotion_markdown(record, source=path).rstrip()]
     lines += [
         "",
         "## Parameters",
@@ -245,6 +251,8 @@ def write_pr_report(
             path=plots_dir / f"{name}.png",
         )
         plots.append((title, png))
+    added = _run("git", "diff", "--name-only", "--diff-filter=A", base, "--", PROMOTIONS)
+    promotions = [(path, json.loads(Path(path).read_text())) for path in added.split()]
     gate_file = Path(gate)
     out.write_text(
         render(
@@ -254,6 +262,7 @@ def write_pr_report(
             gate=json.loads(gate_file.read_text()) if gate_file.exists() else None,
             base_gate=load_json(_git_show(base, gate)),
             plots=[(title, png.relative_to(out.parent)) for title, png in plots],
+            promotions=promotions,
         ),
         encoding="utf-8",
     )

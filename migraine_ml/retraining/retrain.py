@@ -61,6 +61,7 @@ from migraine_ml.retraining.compare import (
     write_skip,
 )
 from migraine_ml.retraining.feedback import export_feedback
+from migraine_ml.retraining.summary import PROMOTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ def promote(
             f"HEAD moved from {baseline[:12]} to {head[:12]} during the cycle: "
             f"the challenger ({experiment}) was not applied; run the retrain again"
         )
-    archive = repo / "reports" / "promotions" / f"{experiment}.json"
+    archive = repo / PROMOTIONS / f"{experiment}.json"
     try:
         _run(_dvc("exp", "apply", experiment), repo, env)
         archive.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+# where each promotion commits a copy of its record (<experiment>.json)
+PROMOTIONS = "reports/promotions"
+
 
 def promotion_markdown(record: Mapping[str, Any], *, source: str = "reports/promotion.json") -> str:
     """The record as Markdown, for any status (promoted, kept, skipped)."""

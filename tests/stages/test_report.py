@@ -29,6 +29,27 @@ DVC_YAML = {
 }
 
 
+PROMOTED = {
+    "status": "promoted",
+    "reason": "gain 0.02 in roc_auc",
+    "primary": "classification",
+    "tasks": {
+        "classification": {
+            "metric": "roc_auc",
+            "champion": 0.79,
+            "challenger": 0.81,
+            "difference": {
+                "difference": 0.02,
+                "ci_low": 0.01,
+                "ci_high": 0.03,
+                "share_not_better": 0.004,
+            },
+        }
+    },
+    "challenger": {"experiment": "retrain-20261128-1200-ab12"},
+}
+
+
 def _commit(repo: Path, *, n_features: int, auc: float, passed: bool, message: str) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump({"features": {"n_features": n_features}}))
     reports = repo / "reports"
@@ -66,6 +87,9 @@ def test_report_tables_plots_and_gate(tmp_path):
     (repo / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML))
     _commit(repo, n_features=20, auc=0.79, passed=True, message="base")
     subprocess.run(["git", "checkout", "-qb", "more-features"], cwd=repo, check=True)
+    promotion = repo / "reports" / "promotions" / "retrain-20261128-1200-ab12.json"
+    promotion.parent.mkdir(parents=True)
+    promotion.write_text(json.dumps(PROMOTED))
     _commit(repo, n_features=30, auc=0.81, passed=False, message="try 30 features")
 
     result = subprocess.run(
@@ -86,6 +110,11 @@ def test_report_tables_plots_and_gate(tmp_path):
     assert "**Quality gate: FAILED** (base: PASSED)" in report
     assert "- too weak" in report
     assert "![ROC](report_plots/roc.png)" in report
+    # the branch adds a promotion record: champion against challenger, before the diffs
+    section = report.index("## Retrain: promoted (retrain-20261128-1200-ab12)")
+    assert section < report.index("## Parameters")
+    assert "| classification (primary) | roc_auc | 0.7900 | 0.8100 | +0.0200 |" in report
+    assert "Rendered from `reports/promotions/retrain-20261128-1200-ab12.json`." in report
     png = repo / "report_plots" / "roc.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
