@@ -1,21 +1,23 @@
-"""Benchmark: one `migraine retrain` cycle on the default cohort, end to end.
+"""Benchmark: `migraine retrain` cycles on the default cohort, end to end.
 
 In a scratch clone of this repository (sharing its DVC cache, so the champion's
 outputs are checked out, not rebuilt), labelled traffic is written to a fresh
-SQLite prediction log, then one whole cycle runs and is timed: the export, the
-DVC experiment (validate -> evaluate on the base rows plus the feedback), the
-comparison and the decision. Two scenarios, each on its own log:
+SQLite prediction log, then the real command runs one whole cycle and is timed:
+the export, the DVC experiment (validate -> evaluate on the base rows plus the
+feedback), the comparison and the decision. Two scenarios, in order, each on
+its own log:
 
-  undrifted  records and outcomes from the cohort's own generating model
-  shifted    the same kind of records, outcomes from a changed world (bright light
-             a strong trigger, as in tests/stages/test_retrain.py)
+  undrifted  1,000 records and outcomes from the cohort's own generating model
+  shifted    3,000 records of the same kind, outcomes from a changed world
+             (bright light a strong trigger, as in tests/stages/test_retrain.py)
 
-Wall time per cycle, the decision and its reason go to reports/bench/retrain.json
-(goal: one cycle <= 300 s on this machine). The clone and its MLflow store are
-thrown away; the experiments stay in the clone, not in this repository.
+A promotion is then rolled back with `migraine rollback` (timed too). Wall
+time per command, the decision, its reason and the command's own output go to
+reports/bench/retrain.json (goal: one cycle <= 300 s on this machine);
+docs/retraining.md quotes them. The clone and its MLflow store are thrown away.
 
-    python bench/retrain.py               # 1,000 labels per scenario
-    python bench/retrain.py --labels 2000
+    python bench/retrain.py
+    python bench/retrain.py --labels 2000 --shifted-labels 4000
 """
 
 from __future__ import annotations
@@ -63,18 +65,44 @@ def _cohort(labels: int, seed: int, *, shifted: bool):
     return rows
 
 
+def _command(repo: Path, *args: str) -> tuple[float, int, list[str]]:
+    """Run `migraine <args>` in the clone: (seconds, exit code, output lines)."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "migraine_ml.cli", *args],
+        cwd=repo,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    lines = (result.stderr + result.stdout).splitlines()
+    for line in lines:
+        print("   ", line, flush=True)
+    return seconds, result.returncode, lines
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_argument("--labels", type=int, default=1000, help="labelled predictions per scenario")
+    cli.add_argument("--labels", type=int, default=1000, help="labelled undrifted predictions")
+    cli.add_argument(
+        "--shifted-labels", type=int, default=3000, help="labelled predictions after the shift"
+    )
     cli.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "retrain.json")
     args = cli.parse_args()
     sys.path.insert(0, str(ROOT))
     from migraine_ml.data.schema import load_schema
     from migraine_ml.monitoring.prediction_log import open_log
     from migraine_ml.retraining.feedback import log_labelled_traffic
-    from migraine_ml.retraining.retrain import promotion_summary, retrain
 
     os.environ.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     scratch = Path(tempfile.mkdtemp(prefix="bench-retrain-"))
     repo = _clone(scratch)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
@@ -82,33 +110,48 @@ def main() -> None:
     schema = load_schema(repo / params["data"]["schema"])
     results = {}
     now = time.time()
-    for seed, name in ((101, "undrifted"), (102, "shifted")):
-        log = open_log(str(scratch / f"{name}.db"))
-        rows = _cohort(args.labels, seed, shifted=name == "shifted")
+    scenarios = (("undrifted", 101, args.labels), ("shifted", 102, args.shifted_labels))
+    for name, seed, labels in scenarios:
+        log_path = scratch / f"{name}.db"
+        log = open_log(str(log_path))
+        rows = _cohort(labels, seed, shifted=name == "shifted")
         log_labelled_traffic(
             log, rows, schema, created=now - 3 * DAY, labelled=now - 2 * DAY, prefix=f"{seed:x}"
         )
-        started = time.perf_counter()
-        record = retrain(
-            repo, log=log, params=params, promotion_path=scratch / f"{name}.json", now=now
+        log.close()
+        record_path = scratch / f"{name}.json"
+        print(f"{name}: migraine retrain on {labels:,} labels", flush=True)
+        seconds, code, output = _command(
+            repo, "retrain", "--log", str(log_path), "--out", str(record_path)
         )
-        seconds = time.perf_counter() - started
+        if code != 0:
+            raise SystemExit(f"migraine retrain failed (exit {code})")
+        record = json.loads(record_path.read_text())
         task = record.get("tasks", {}).get("classification", {})
         results[name] = {
-            "labels": args.labels,
+            "labels": labels,
+            "command": f"migraine retrain --log {name}.db",
             "cycle_seconds": round(seconds, 1),
             "status": record["status"],
             "reason": record["reason"],
-            "summary": promotion_summary(record),
             "classification": {
                 k: task.get(k) for k in ("metric", "champion", "challenger", "difference")
             },
             "test_rows": record.get("data", {}).get("test_rows"),
+            "output": output,
         }
-        print(f"{name}: {seconds:.0f} s, {promotion_summary(record)}", flush=True)
-        log.close()
+        if record["status"] == "promoted":
+            results[name]["commit"] = _git(repo, "log", "-1", "--stat", "--format=%s")
+            seconds, code, output = _command(repo, "rollback")
+            results[name]["rollback"] = {
+                "command": "migraine rollback",
+                "seconds": round(seconds, 1),
+                "exit": code,
+                "output": output,
+                "commit": _git(repo, "log", "-1", "--format=%s"),
+            }
     report = {
-        "benchmark": "one migraine retrain cycle on the default cohort (export, DVC experiment "
+        "benchmark": "migraine retrain cycles on the default cohort (export, DVC experiment "
         "validate -> evaluate, comparison, decision), in a scratch clone sharing the DVC cache",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "goal_seconds": 300,

@@ -124,6 +124,17 @@ def require_clean(repo: Path) -> None:
         )
 
 
+def require_champion_as_locked(repo: Path, env: dict[str, str]) -> None:
+    """The champion is what dvc.lock records: its models/ were not edited by hand or left
+    behind by another checkout, so the comparison judges the models that are served."""
+    result = subprocess.run(_dvc("status"), cwd=repo, env=env, capture_output=True, text=True)
+    if result.returncode != 0 or "up to date" not in result.stdout:
+        raise RetrainError(
+            "the workspace's pipeline is not what dvc.lock records (dvc status below): "
+            f"run `dvc checkout` or `make repro` and commit first\n{result.stdout}{result.stderr}"
+        )
+
+
 def _champion_entries(models_dir: Path) -> dict[str, dict[str, Any]]:
     manifest = json.loads((models_dir / "manifest.json").read_text())
     return {m["task"]: m for m in manifest["models"] if m["rank"] == CHAMPION}
@@ -206,6 +217,7 @@ def retrain(
     now = time.time() if now is None else now
     require_clean(repo)
     with _one_cycle_at_a_time(repo):
+        require_champion_as_locked(repo, _tool_env(repo))
         return _cycle(repo, log, params, config, schema, promotion_path, now)
 
 

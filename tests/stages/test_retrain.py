@@ -78,6 +78,18 @@ def _traffic(log, rows, *, created: float, prefix: str, labelled: float | None =
     )
 
 
+def _alias(repo, alias: str) -> str | None:
+    """The version of the registered classifier that `alias` points at, or None."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    try:
+        return client.get_model_version_by_alias("migraine-classifier", alias).version
+    except MlflowException:
+        return None
+
+
 def _params(repo) -> dict:
     return yaml.safe_load((repo / "params.yaml").read_text())
 
@@ -136,6 +148,8 @@ def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     _traffic(log, clean, created=time.time() - 3 * DAY, prefix="d")
     before = _git(repo, "rev-parse", "HEAD")
     old_models = json.loads((repo / "models" / "manifest.json").read_text())["models"]
+    old_champion = _alias(repo, "champion")
+    assert old_champion is not None  # the first repro registered it
     record = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
     task = record["tasks"]["classification"]
     assert record["status"] == "promoted", record["reason"]
@@ -148,6 +162,9 @@ def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     archived = _git(repo, "show", "--name-only", "--format=", "HEAD").splitlines()
     assert f"reports/promotions/{record['challenger']['experiment']}.json" in archived
     assert record["challenger"]["commit"] and record["data"]["hashes"]
+    # MLflow: the challenger is the champion now, the old champion kept as `previous`
+    assert _alias(repo, "previous") == old_champion
+    assert _alias(repo, "champion") not in (None, old_champion)
 
     # the next cycle after a promotion runs (no label is new: skipped, not refused)
     again = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
@@ -157,6 +174,7 @@ def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     assert reverted == _git(repo, "rev-parse", "HEAD~1")
     restored = json.loads((repo / "models" / "manifest.json").read_text())["models"]
     assert [m["md5"] for m in restored] == [m["md5"] for m in old_models]
+    assert _alias(repo, "champion") == old_champion
     assert _git(repo, "diff", before, "HEAD", "--", "dvc.lock") == ""
     with pytest.raises(RetrainError, match="no promotion left"):
         rollback(repo, schema_path=_params(repo)["data"]["schema"])
@@ -216,3 +234,21 @@ def test_a_dirty_workspace_is_refused(repo, tmp_path):
             )
     finally:
         _git(repo, "checkout", "params.yaml")
+
+
+def test_champion_models_that_differ_from_dvc_lock_are_refused(repo, tmp_path):
+    manifest = repo / "models" / "manifest.json"
+    original = manifest.read_bytes()
+    manifest.write_bytes(original + b"\n")  # models/ edited by hand: git cannot see it
+    try:
+        with pytest.raises(RetrainError, match=r"not what dvc\.lock records") as refused:
+            retrain(
+                repo,
+                log=open_log(str(tmp_path / "log.db")),
+                params=_params(repo),
+                promotion_path=repo / "promotion.json",
+            )
+        assert "models" in str(refused.value)
+    finally:
+        manifest.write_bytes(original)
+    assert dvc(repo, "status", "--quiet", check=False).returncode == 0
