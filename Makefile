@@ -138,10 +138,12 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# two test workers (pytest-xdist), one file each at a time: module fixtures build once
+# two test workers (pytest-xdist), one file each at a time: module fixtures build once;
+# files in collection order (tests/conftest.py puts the longest first), not by test count
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--cov --cov-report=term
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .coverage htmlcov

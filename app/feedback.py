@@ -142,7 +142,7 @@ def parse_feedback(body: dict[str, Any], store) -> Feedback:
             )
 
     intervened = body.get("intervened")
-    if intervened is not None and not isinstance(intervened, bool):
+    if "intervened" in body and not isinstance(intervened, bool):
         problems.append({"field": "intervened", "problem": "expected true or false"})
 
     given = [k for k in ("outcome", target_key) if k in allowed and k in body]

@@ -267,7 +267,6 @@ def drift_report(
         test_value = None  # not evaluated yet: performance is shown, not judged
     try:
         database = open_log(log_target)
-        database.migrate()  # a log an older service wrote lacks columns this code reads
         drift, json_path, html_path = write_drift_report(
             database,
             reference,

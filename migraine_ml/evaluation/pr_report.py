@@ -136,7 +136,7 @@ def render(
     gate: dict | None,
     base_gate: dict | None,
     plots: list[tuple[str, Path]],
-    promotions: list[tuple[str, dict]] = (),
+    promotions: tuple[tuple[str, dict], ...] = (),
 ) -> str:
     """The whole report.md; `promotions` are (path, record) of the promotion records this
     branch adds (`migraine retrain`): champion against challenger, as the PR body has it."""
@@ -251,8 +251,9 @@ def write_pr_report(
             path=plots_dir / f"{name}.png",
         )
         plots.append((title, png))
-    added = _run("git", "diff", "--name-only", "--diff-filter=A", base, "--", PROMOTIONS)
-    promotions = [(path, json.loads(Path(path).read_text())) for path in added.split()]
+    records = f"{PROMOTIONS}/*.json"
+    added = _run("git", "diff", "--name-only", "--diff-filter=A", base, "--", records)
+    promotions = tuple((path, json.loads(Path(path).read_text())) for path in added.split())
     gate_file = Path(gate)
     out.write_text(
         render(

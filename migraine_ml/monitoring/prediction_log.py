@@ -185,6 +185,7 @@ class LogDatabase:
 
     backend: str = ""
     target: str = ""
+    _intervened_column = False  # whether feedback has it (schema version 2), once seen
 
     def _transaction(self, write: bool) -> contextlib.AbstractContextManager:
         """A cursor in one transaction: committed on success, rolled back on error."""
@@ -348,6 +349,10 @@ class LogDatabase:
 
     def _frame(self, statement: str, params: Sequence, *, reverse: bool = False) -> pd.DataFrame:
         with self._cursor(write=False) as cursor:
+            if not self._has_intervened(cursor):
+                # a log an older service keeps (version 1): read it as it is, unflagged;
+                # readers never migrate a log they do not own
+                statement = statement.replace("f.intervened", "NULL", 1)
             self._execute(cursor, statement, params)
             rows = cursor.fetchall()
         if reverse:
@@ -370,6 +375,12 @@ class LogDatabase:
                 array = np.array(values, dtype=object)
             data[name] = array
         return pd.DataFrame(data, copy=False)
+
+    def _has_intervened(self, cursor) -> bool:
+        if not self._intervened_column:  # once there, it stays
+            columns = self._table_columns(cursor, "feedback") or ()
+            self._intervened_column = "intervened" in columns
+        return self._intervened_column
 
     def recent(self, limit: int) -> pd.DataFrame:
         """The newest `limit` predictions with their labels, oldest first."""

@@ -127,12 +127,16 @@ def require_clean(repo: Path) -> None:
 def require_champion_as_locked(repo: Path, env: dict[str, str]) -> None:
     """The champion is what dvc.lock records: its models/ were not edited by hand or left
     behind by another checkout, so the comparison judges the models that are served."""
-    result = subprocess.run(_dvc("status"), cwd=repo, env=env, capture_output=True, text=True)
-    if result.returncode != 0 or "up to date" not in result.stdout:
-        raise RetrainError(
-            "the workspace's pipeline is not what dvc.lock records (dvc status below): "
-            f"run `dvc checkout` or `make repro` and commit first\n{result.stdout}{result.stderr}"
-        )
+    quiet = subprocess.run(_dvc("status", "--quiet"), cwd=repo, env=env, capture_output=True)
+    if quiet.returncode == 0:
+        return
+    shown = subprocess.run(_dvc("status"), cwd=repo, env=env, capture_output=True, text=True)
+    if quiet.returncode != 1:  # 1 is "changed"; anything else, dvc itself failed
+        raise RetrainError(f"dvc status failed in {repo}:\n{shown.stdout}{shown.stderr}")
+    raise RetrainError(
+        "the workspace's pipeline is not what dvc.lock records (dvc status below): "
+        f"run `dvc checkout` or `make repro` and commit first\n{shown.stdout}{shown.stderr}"
+    )
 
 
 def _champion_entries(models_dir: Path) -> dict[str, dict[str, Any]]:
@@ -264,7 +268,6 @@ def _cycle(
     now: float,
 ) -> dict[str, Any]:
     feedback_path = params["data"]["feedback"]
-    log.migrate()  # a log an older service wrote lacks columns this code reads
     labelled = log.labelled(now - config.label_delay)
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     worktree = scratch / "challenger"
@@ -365,7 +368,9 @@ def promote(
 
 def move_aliases(schema: Schema, moves: dict[str, str], *, env: dict[str, str]) -> None:
     """Re-point MLflow aliases of the schema's registered models (old -> new names),
-    all read before any is written. A store without them is left alone, with a warning."""
+    all read before any is written. A new name whose old one is not in the store is
+    removed, with a warning: it would name a model that no longer serves (a rollback
+    in a store that never held the previous champion)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -382,6 +387,20 @@ def move_aliases(schema: Schema, moves: dict[str, str], *, env: dict[str, str]) 
         for old, new in moves.items():
             if old in versions:
                 client.set_registered_model_alias(registered, new, versions[old])
+            elif new not in {moves[o] for o in versions}:
+                try:
+                    stale = client.get_model_version_by_alias(registered, new).version
+                except Exception:  # no such model or alias in this store
+                    continue
+                client.delete_registered_model_alias(registered, new)
+                logger.warning(
+                    "%s: alias '%s' removed from version %s: no '%s' in this store to take "
+                    "its place",
+                    registered,
+                    new,
+                    stale,
+                    old,
+                )
         for old in moves:
             if old in versions and old not in moves.values():
                 client.delete_registered_model_alias(registered, old)

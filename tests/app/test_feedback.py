@@ -101,6 +101,7 @@ def test_a_second_label_is_409(client, predicted):
             "expected an RFC 3339 date-time with a time zone, e.g. 2025-05-01T08:30:00Z",
         ),
         ({"intervened": "yes"}, "intervened", "expected true or false"),
+        ({"intervened": None}, "intervened", "expected true or false"),
         ({"colour": "blue"}, "colour", "unknown field"),
         (
             {"prediction_id": "not-an-id"},

@@ -187,6 +187,13 @@ def test_a_version_1_log_gains_the_intervened_column_and_keeps_its_labels(target
             (row.prediction_id,),
         )
     old.close()
+    reader = open_log(target)  # a reader (retrain, drift-report) takes it as it is
+    (unflagged,) = reader.labelled(2000.0).itertuples()
+    assert (unflagged.outcome, np.isnan(unflagged.intervened)) == ("1", True)
+    with reader._cursor() as cursor:
+        cursor.execute("SELECT MAX(version) FROM schema_version")
+        assert cursor.fetchone()[0] == 1
+    reader.close()
     log = open_log(target)
     log.migrate()
     (kept,) = log.labelled(2000.0).itertuples()

@@ -85,11 +85,15 @@ def test_report_tables_plots_and_gate(tmp_path):
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, env=env, check=True)
     (repo / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML))
+    promotions = repo / "reports" / "promotions"
+    promotions.mkdir(parents=True)
+    (promotions / "retrain-on-main.json").write_text(  # promoted before the branch: not shown
+        json.dumps(PROMOTED | {"challenger": {"experiment": "retrain-on-main"}})
+    )
     _commit(repo, n_features=20, auc=0.79, passed=True, message="base")
     subprocess.run(["git", "checkout", "-qb", "more-features"], cwd=repo, check=True)
-    promotion = repo / "reports" / "promotions" / "retrain-20261128-1200-ab12.json"
-    promotion.parent.mkdir(parents=True)
-    promotion.write_text(json.dumps(PROMOTED))
+    (promotions / "retrain-20261128-1200-ab12.json").write_text(json.dumps(PROMOTED))
+    (promotions / "README.md").write_text("the records\n")  # not a record
     _commit(repo, n_features=30, auc=0.81, passed=False, message="try 30 features")
 
     result = subprocess.run(
@@ -115,6 +119,7 @@ def test_report_tables_plots_and_gate(tmp_path):
     assert section < report.index("## Parameters")
     assert "| classification (primary) | roc_auc | 0.7900 | 0.8100 | +0.0200 |" in report
     assert "Rendered from `reports/promotions/retrain-20261128-1200-ab12.json`." in report
+    assert "retrain-on-main" not in report
     png = repo / "report_plots" / "roc.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
