@@ -96,19 +96,11 @@ def _class_text(value) -> str:
 
 
 def log_labelled_traffic(
-    log,
-    rows: pd.DataFrame,
-    schema: Schema,
-    *,
-    created: float,
-    labelled: float,
-    prefix: str,
-    intervened: np.ndarray | None = None,
+    log, rows: pd.DataFrame, schema: Schema, *, created: float, labelled: float, prefix: str
 ) -> None:
     """Write `rows` (records with their true targets) to a prediction log as predictions
     made at `created` and labelled at `labelled`: simulated traffic for tests,
-    benchmarks and the docs' sessions. Ids are `prefix` + the row number in hex;
-    `intervened` (one bool a row) marks the labels after an intervention."""
+    benchmarks and the docs' sessions. Ids are `prefix` + the row number in hex."""
     from migraine_ml.monitoring.prediction_log import Feedback, LoggedPrediction
 
     log.migrate()
@@ -121,8 +113,7 @@ def log_labelled_traffic(
         ]
     )
     classification, regression = schema.classification_target, schema.regression_target
-    acted = np.zeros(len(rows), bool) if intervened is None else np.asarray(intervened, bool)
-    for pid, (_, row), act in zip(ids, rows.iterrows(), acted, strict=True):
+    for pid, (_, row) in zip(ids, rows.iterrows(), strict=True):
         outcome = None if classification is None else _class_text(row[classification])
         value = None if regression is None or pd.isna(row[regression]) else float(row[regression])
-        log.add_feedback(Feedback(pid, outcome, value, None, bool(act)), received_at=labelled)
+        log.add_feedback(Feedback(pid, outcome, value, None), received_at=labelled)
