@@ -23,11 +23,16 @@ def store(tmp_path, schema):
     return client, {"MLFLOW_TRACKING_URI": uri}
 
 
-def _alias(client, schema, alias):
+def alias_version(client: MlflowClient, registered: str, alias: str) -> str | None:
+    """The version `alias` points at in `registered`, or None (also used by test_retrain)."""
     try:
-        return str(client.get_model_version_by_alias(f"{schema.name}-classifier", alias).version)
+        return str(client.get_model_version_by_alias(registered, alias).version)
     except MlflowException:
         return None
+
+
+def _alias(client, schema, alias):
+    return alias_version(client, f"{schema.name}-classifier", alias)
 
 
 def test_promotion_then_rollback(store, schema):

@@ -27,15 +27,14 @@ from migraine_ml.data.synthetic import generate_cohort
 from migraine_ml.monitoring.prediction_log import open_log
 from migraine_ml.retraining.feedback import log_labelled_traffic
 from migraine_ml.retraining.retrain import RetrainError, retrain, rollback
-from tests.pipeline_fixtures import SCHEMA, dvc, make_pipeline_repo, tool_env
+from tests.lib.test_aliases import alias_version
+from tests.pipeline_fixtures import SCHEMA, dvc, git, make_pipeline_repo, tool_env
 
 DAY = 86_400.0
 
 
 def _git(repo, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return git(repo, *args).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +49,8 @@ def repo(tmp_path_factory, monkeypatch_module):
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch_module.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
     dvc(path, "repro", "--quiet")
-    subprocess.run(["git", "add", "-A"], cwd=path, check=True)
-    _git(path, "-c", "user.email=t@x.invalid", "-c", "user.name=t", "commit", "-qm", "models")
+    _git(path, "add", "-A")
+    _git(path, "commit", "-qm", "models")
     _git(path, "config", "user.email", "t@x.invalid")
     _git(path, "config", "user.name", "t")
     return path
@@ -81,13 +80,9 @@ def _traffic(log, rows, *, created: float, prefix: str, labelled: float | None =
 def _alias(repo, alias: str) -> str | None:
     """The version of the registered classifier that `alias` points at, or None."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    try:
-        return client.get_model_version_by_alias("migraine-classifier", alias).version
-    except MlflowException:
-        return None
+    return alias_version(client, "migraine-classifier", alias)
 
 
 def _params(repo) -> dict:
