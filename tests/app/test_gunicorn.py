@@ -83,7 +83,10 @@ def test_hup_reloads_workers_without_failing_a_request(deployment, tmp_path, rec
     def drive():
         while not done.is_set():
             try:
-                status, _, _ = request(server.url + "/predict", record, timeout=10)
+                # New workers load the models before they accept, so a request waits
+                # about 5 s here, and longer while other tests load the machine: a HUP
+                # stalls, it does not fail (promotions swap models in place, test_reload).
+                status, _, _ = request(server.url + "/predict", record, timeout=60)
             except OSError as err:
                 failures.append(repr(err))
                 continue
