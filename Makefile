@@ -107,6 +107,33 @@ retrain: setup
 bench: setup
 	$(BIN)/python bench/train_time.py --runs 3
 
+# The container image (docs/deployment.md). The build reaches no network: Python packages
+# come from build/wheelhouse, fetched here from requirements-serve.lock; BASE_IMAGE is
+# python:3.11-slim-bookworm unless given (make base-image builds one from Debian's packages).
+WHEELHOUSE := build/wheelhouse
+IMAGE ?= migraine-mlops
+BASE_IMAGE ?= python:3.11-slim-bookworm
+# tag: the commit and the models' hash in dvc.lock, so an image names exactly what it serves
+MODELS_MD5 = $(shell $(BIN)/python -c "from pathlib import Path; from app.model_store import locked_md5; print(locked_md5(Path('dvc.lock'), 'models')[:12])")
+IMAGE_TAG = $(shell git rev-parse --short=12 HEAD)-$(MODELS_MD5)
+.PHONY: image wheelhouse base-image serve-lock
+serve-lock: setup
+	$(BIN)/python deploy/serve_lock.py > requirements-serve.lock
+
+wheelhouse: setup
+	$(BIN)/python -m pip download --quiet --only-binary=:all: --no-deps \
+		-r requirements-serve.lock -d $(WHEELHOUSE) 2>&1 | grep -v "^WARNING: Location" ; \
+	test $${PIPESTATUS[0]} -eq 0
+
+image: repro wheelhouse
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE):$(IMAGE_TAG) -t $(IMAGE):latest .
+	@echo "built $(IMAGE):$(IMAGE_TAG)"
+
+# A bookworm base with python3 and venv from Debian's packages (needs root and mmdebstrap);
+# then: make image BASE_IMAGE=migraine-base:bookworm
+base-image:
+	deploy/base-image.sh migraine-base:bookworm
+
 # promtool and amtool come from Debian's prometheus and prometheus-alertmanager: where one
 # is missing its checks are skipped with a note, except in CI, which must have them (.ci/run).
 need_tool = command -v $(1) >/dev/null || { if [ -n "$$CI" ]; then \

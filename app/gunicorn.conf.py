@@ -47,6 +47,14 @@ max_requests = int(_setting("GUNICORN_MAX_REQUESTS", "0"))
 accesslog = _setting("GUNICORN_ACCESSLOG")  # None: no per-request log line
 errorlog = "-"
 loglevel = _setting("LOG_LEVEL", "info")
+# Workers touch a heartbeat file every few seconds: keep it in memory (/dev/shm), not on a
+# disk that may be slow or, in the container, read-only.
+worker_tmp_dir = _setting(
+    "GUNICORN_WORKER_TMP_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else None
+)
+# gunicorn >= 25.1 opens a control socket in $HOME for `gunicornc`; nothing here uses it,
+# and the container's root filesystem is read-only.
+control_socket_disable = True
 
 
 def post_worker_init(worker):
