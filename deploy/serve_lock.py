@@ -21,9 +21,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-             "--only-binary=:all:", "--report", str(report),
-             "-c", str(ROOT / "requirements.lock"), *serve],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--dry-run",
+                "--ignore-installed",
+                "--only-binary=:all:",
+                "--report",
+                str(report),
+                "-c",
+                str(ROOT / "requirements.lock"),
+                *serve,
+            ],
             check=True,
         )
         resolved = json.loads(report.read_text())["install"]
