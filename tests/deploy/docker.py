@@ -1,0 +1,140 @@
+"""The Docker engine and the service image for the deployment tests.
+
+The engine is Debian's docker.io, started by `.ci/run` in CI (as root: `dockerd
+--iptables=false --bridge=none`; containers use the host's network or none). Where no
+engine answers, the tests skip, naming the package; under CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WHEELHOUSE = ROOT / "build" / "wheelhouse"
+LOCAL_BASE = "migraine-base:bookworm"  # deploy/base-image.sh, from Debian's packages
+SLIM_BASE = "python:3.11-slim-bookworm"  # the Dockerfile's default, where it can be pulled
+
+
+def _unavailable(reason: str, package: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must install and start Debian's {package} (.ci/run)")
+    pytest.skip(f"{reason} (apt-get install {package}; start dockerd as root)")
+
+
+def docker(*argv: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(argv)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def require_engine() -> None:
+    if shutil.which("docker") is None:
+        _unavailable("no docker command", "docker.io")
+    if docker("info", "--format", "{{.ServerVersion}}", timeout=30, check=False).returncode:
+        _unavailable("no Docker engine answers", "docker.io")
+
+
+def _has_image(tag: str) -> bool:
+    return docker("image", "inspect", tag, check=False).returncode == 0
+
+
+def base_image() -> str:
+    """A bookworm base with python3: the local one, built offline if need be."""
+    for tag in (os.environ.get("MIGRAINE_BASE_IMAGE"), LOCAL_BASE, SLIM_BASE):
+        if tag and _has_image(tag):
+            return tag
+    if shutil.which("mmdebstrap") is None or os.geteuid() != 0:
+        _unavailable(f"no base image ({LOCAL_BASE} or {SLIM_BASE})", "mmdebstrap")
+    subprocess.run([ROOT / "deploy" / "base-image.sh", LOCAL_BASE], check=True, timeout=600)
+    return LOCAL_BASE
+
+
+def fill_wheelhouse() -> None:
+    """`make wheelhouse`: the serving wheels, fetched once (pip skips what is there)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps",
+         "-r", ROOT / "requirements-serve.lock", "-d", WHEELHOUSE],
+        check=True, timeout=600, capture_output=True,
+    )  # fmt: skip
+
+
+def build_context(target: Path, deployment: Path) -> Path:
+    """The repository's Dockerfile and code with `deployment`'s models and dvc.lock."""
+    for name in ("Dockerfile", ".dockerignore", "requirements-serve.lock"):
+        shutil.copy(ROOT / name, target / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for package in ("app", "migraine_ml"):
+        shutil.copytree(ROOT / package, target / package, ignore=ignore)
+    shutil.copytree(WHEELHOUSE, target / "build" / "wheelhouse", copy_function=os.link)
+    shutil.copytree(deployment / "models", target / "models")
+    shutil.copy(deployment / "dvc.lock", target / "dvc.lock")
+    (target / "reports").mkdir()
+    shutil.copy(ROOT / "reports" / "metrics.json", target / "reports" / "metrics.json")
+    return target
+
+
+def build(context: Path, tag: str, base: str) -> None:
+    docker("build", "--build-arg", f"BASE_IMAGE={base}", "-t", tag, str(context), timeout=900)
+
+
+HARDENED = (
+    "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+    "--tmpfs", "/tmp", "--tmpfs", "/dev/shm",
+)  # fmt: skip
+
+
+class Container:
+    """`docker run -d` of the image; always removed, its log kept for the assertion."""
+
+    def __init__(self, image: str, *options: str, name: str):
+        self.name = name
+        docker("rm", "-f", name, check=False)
+        docker("run", "-d", "--name", name, *options, image)
+
+    def logs(self) -> str:
+        result = docker("logs", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def health(self) -> str:
+        state = json.loads(docker("inspect", self.name).stdout)[0]["State"]
+        return state.get("Health", {}).get("Status", "none") if state["Running"] else "exited"
+
+    def uids(self) -> list[int]:
+        rows = docker("top", self.name, "-eo", "pid,uid").stdout.splitlines()[1:]
+        return [int(row.split()[1]) for row in rows]
+
+    def remove(self) -> None:
+        docker("rm", "-f", self.name, check=False)
+
+
+def wait_for(url: str, container: Container, status: int = 200, seconds: float = 120) -> str:
+    """The body once `url` answers `status`; fails with the container's log otherwise."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                last = (response.status, response.read().decode())
+        except urllib.error.HTTPError as err:
+            last = (err.code, err.read().decode())
+        except OSError as err:
+            last = (None, repr(err))
+        if last[0] == status:
+            return last[1]
+        if container.health() == "exited":
+            break
+        time.sleep(0.25)
+    raise AssertionError(f"{url} answered {last}, not {status}:\n{container.logs()[-3000:]}")
