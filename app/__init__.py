@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -22,6 +23,29 @@ def _log_where_gunicorn_logs() -> None:
         own = logging.getLogger(name)
         own.handlers, own.propagate = list(gunicorn_error.handlers), False
         own.setLevel(gunicorn_error.level)
+
+
+def _parsed(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _settings_from_files(environ, settings: dict) -> dict[str, str]:
+    """MIGRAINE_<NAME>_FILE: a setting read from a file (a Docker or Kubernetes secret), so
+    a password in a PostgreSQL URL or the API keys never sit in the environment. Only for
+    the settings above (MIGRAINE_METRICS_FILE is a setting of its own); parsed as JSON where
+    it can be, like the environment (API keys verbatim), without a final newline;
+    MIGRAINE_<NAME> itself wins when both are set."""
+    found = {}
+    for variable, path in environ.items():
+        name = variable.removeprefix("MIGRAINE_").removesuffix("_FILE")
+        is_file_of_a_setting = variable == f"MIGRAINE_{name}_FILE" and name in settings
+        if is_file_of_a_setting and f"MIGRAINE_{name}" not in environ:
+            value = Path(path).read_text().removesuffix("\n")
+            found[name] = value if name == "API_KEYS" else _parsed(value)
+    return found
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -66,6 +90,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["API_KEYS"] = os.environ.get(
             "MIGRAINE_API_KEYS", os.environ.get("API_KEYS", app.config["API_KEYS"])
         )
+        app.config.update(_settings_from_files(os.environ, app.config))
     else:
         app.config.update(test_config)
 

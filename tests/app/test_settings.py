@@ -65,6 +65,34 @@ def test_api_keys_are_read_verbatim(app_from_env, record):
     assert _status(client, record, "123") == 401
 
 
+def test_settings_can_come_from_secret_files(app_from_env, environment, record, tmp_path):
+    environment.delenv("MIGRAINE_PREDICTION_LOG")
+    files = {"API_KEYS": "s3cret\n", "PREDICTION_LOG": "off", "MAX_BATCH": "5"}
+    for name, value in files.items():
+        (tmp_path / name).write_text(value)  # secret files often end in a newline
+        environment.setenv(f"MIGRAINE_{name}_FILE", str(tmp_path / name))
+    app = app_from_env()
+    client = app.test_client()
+    assert _status(client, record, "s3cret") == 200
+    assert (app.config["API_KEYS"], app.config["PREDICTION_LOG"]) == ("s3cret", "off")
+    assert app.config["MAX_BATCH"] == 5  # parsed as JSON, like MIGRAINE_MAX_BATCH
+
+
+def test_a_setting_in_the_environment_wins_over_its_file(app_from_env, record, tmp_path):
+    keys = tmp_path / "api-keys"
+    keys.write_text("from-file")
+    client = app_from_env(
+        MIGRAINE_API_KEYS="direct", MIGRAINE_API_KEYS_FILE=str(keys)
+    ).test_client()
+    assert _status(client, record, "direct") == 200
+    assert _status(client, record, "from-file") == 401
+
+
+def test_a_missing_secret_file_stops_the_start(app_from_env, tmp_path):
+    with pytest.raises(FileNotFoundError, match="absent"):
+        app_from_env(MIGRAINE_API_KEYS_FILE=str(tmp_path / "absent"))
+
+
 def test_prefixed_setting_reaches_the_app(app_from_env, record):
     client = app_from_env(MIGRAINE_MAX_BATCH="5").test_client()
     assert client.post("/predict", json={"records": [record] * 5}).status_code == 200
