@@ -7,7 +7,7 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
-SHELL ["/bin/sh", "-eu", "-c"]
+SHELL ["/bin/bash", "-o", "pipefail", "-eu", "-c"]
 COPY requirements-serve.lock /tmp/requirements-serve.lock
 COPY build/wheelhouse /tmp/wheelhouse
 # Only the serving set; bundled test suites and pip itself do not ship.
@@ -23,7 +23,7 @@ RUN /opt/venv/bin/python -m compileall -q /opt/venv/lib /srv/migraine
 
 FROM ${BASE_IMAGE}
 ARG UID=10001
-SHELL ["/bin/sh", "-eu", "-c"]
+SHELL ["/bin/bash", "-o", "pipefail", "-eu", "-c"]
 # LightGBM needs OpenMP's libgomp1. `make base-image` includes it; a slim base lacks it and
 # gets it from apt (where the build can reach Debian's mirror, as on GitHub's runners).
 # hadolint ignore=DL3008

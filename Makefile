@@ -31,6 +31,9 @@ help:
 	@echo "make bench   train-stage timing, bench/train_time.py (results in reports/bench/)"
 	@echo "make lint    ruff check + format check, yamllint, GitHub workflow schema check"
 	@echo "make dashboards  regenerate the Grafana dashboard JSON from monitoring/grafana/dashboard.py"
+	@echo "make image   build the service image (docs/deployment.md); BASE_IMAGE=migraine-base:bookworm"
+	@echo "             after make base-image where no registry is reachable"
+	@echo "make compose-secrets  random secrets for docker-compose.yml under ./secrets"
 	@echo "make security  bandit and pip-audit"
 	@echo "make format  ruff format + ruff check --fix"
 	@echo "make clean   remove caches and test leftovers (keeps $(VENV) and DVC outputs)"
@@ -125,7 +128,11 @@ wheelhouse: setup
 		-r requirements-serve.lock -d $(WHEELHOUSE) 2>&1 | grep -v "^WARNING: Location" ; \
 	test $${PIPESTATUS[0]} -eq 0
 
-image: repro wheelhouse
+# models/ from `make repro` when there are none yet (CI brings them as an artifact)
+models/manifest.json:
+	$(MAKE) repro
+
+image: wheelhouse models/manifest.json
 	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE):$(IMAGE_TAG) -t $(IMAGE):latest .
 	@echo "built $(IMAGE):$(IMAGE_TAG)"
 
@@ -134,17 +141,40 @@ image: repro wheelhouse
 base-image:
 	deploy/base-image.sh migraine-base:bookworm
 
+# kubernetes-validate and checkov for deploy/check_manifests.py, in a venv of their own:
+# checkov pins packages the project pins otherwise (deploy/requirements-tools.txt)
+TOOLS_VENV := build/tools-venv
+.PHONY: k8s-tools k8s-rules compose-secrets
+k8s-tools: $(TOOLS_VENV)/.installed
+$(TOOLS_VENV)/.installed: deploy/requirements-tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r deploy/requirements-tools.txt 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]} -eq 0
+	touch $@
+
+# the PrometheusRule in k8s/ is generated from monitoring/prometheus/rules.yml
+k8s-rules: setup
+	$(BIN)/python deploy/k8s_monitoring.py
+
+# random secrets for docker-compose.yml under ./secrets (existing files are kept)
+compose-secrets: setup
+	$(BIN)/python deploy/compose_secrets.py --dir secrets
+
 # promtool and amtool come from Debian's prometheus and prometheus-alertmanager: where one
 # is missing its checks are skipped with a note, except in CI, which must have them (.ci/run).
 need_tool = command -v $(1) >/dev/null || { if [ -n "$$CI" ]; then \
 	echo "$(1) missing: CI must install Debian's $(2) (.ci/run)" >&2; exit 1; fi; \
 	echo "skipped: $(1) not installed (apt-get install $(2))"; exit 0; }
-lint: setup
+lint: setup k8s-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/yamllint -s .github/ dvc.yaml params.yaml schemas/ monitoring/ .pre-commit-config.yaml
+	$(BIN)/yamllint -s .github/ dvc.yaml params.yaml schemas/ monitoring/ k8s/ docker-compose.yml \
+		deploy/checkov-skips.yaml .pre-commit-config.yaml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 	$(BIN)/python monitoring/grafana/dashboard.py --check
+	$(BIN)/python deploy/k8s_monitoring.py --check
+	$(BIN)/python deploy/check_manifests.py
+	@$(call need_tool,docker-compose,docker-compose); set -x; docker-compose config --quiet
+	$(TOOLS_VENV)/bin/hadolint Dockerfile deploy/mlflow/Dockerfile
 	@$(call need_tool,promtool,prometheus); set -x; \
 	promtool check rules monitoring/prometheus/rules.yml && \
 	cd monitoring/prometheus && promtool test rules rules.test.yml && promtool check config prometheus.yml
@@ -177,4 +207,4 @@ clean:
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TOOLS_VENV) $(WHEELHOUSE)

@@ -36,13 +36,12 @@ def _settings_from_files(environ, settings: dict) -> dict[str, str]:
     """MIGRAINE_<NAME>_FILE: a setting read from a file (a Docker or Kubernetes secret), so
     a password in a PostgreSQL URL or the API keys never sit in the environment. Only for
     the settings above (MIGRAINE_METRICS_FILE is a setting of its own); parsed as JSON where
-    it can be, like the environment (API keys verbatim), without a final newline;
-    MIGRAINE_<NAME> itself wins when both are set."""
+    it can be, like the environment (API keys verbatim), without a final newline. The
+    file wins over MIGRAINE_<NAME>: the image sets plain defaults a deployment overrides."""
     found = {}
     for variable, path in environ.items():
         name = variable.removeprefix("MIGRAINE_").removesuffix("_FILE")
-        is_file_of_a_setting = variable == f"MIGRAINE_{name}_FILE" and name in settings
-        if is_file_of_a_setting and f"MIGRAINE_{name}" not in environ:
+        if variable == f"MIGRAINE_{name}_FILE" and name in settings:
             value = Path(path).read_text().removesuffix("\n")
             found[name] = value if name == "API_KEYS" else _parsed(value)
     return found

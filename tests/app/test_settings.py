@@ -66,7 +66,6 @@ def test_api_keys_are_read_verbatim(app_from_env, record):
 
 
 def test_settings_can_come_from_secret_files(app_from_env, environment, record, tmp_path):
-    environment.delenv("MIGRAINE_PREDICTION_LOG")
     files = {"API_KEYS": "s3cret\n", "PREDICTION_LOG": "off", "MAX_BATCH": "5"}
     for name, value in files.items():
         (tmp_path / name).write_text(value)  # secret files often end in a newline
@@ -78,14 +77,14 @@ def test_settings_can_come_from_secret_files(app_from_env, environment, record, 
     assert app.config["MAX_BATCH"] == 5  # parsed as JSON, like MIGRAINE_MAX_BATCH
 
 
-def test_a_setting_in_the_environment_wins_over_its_file(app_from_env, record, tmp_path):
+def test_a_secret_file_wins_over_the_plain_setting(app_from_env, record, tmp_path):
+    # the image sets MIGRAINE_PREDICTION_LOG to its volume; a deployment's secret overrides it
     keys = tmp_path / "api-keys"
     keys.write_text("from-file")
-    client = app_from_env(
-        MIGRAINE_API_KEYS="direct", MIGRAINE_API_KEYS_FILE=str(keys)
-    ).test_client()
-    assert _status(client, record, "direct") == 200
-    assert _status(client, record, "from-file") == 401
+    app = app_from_env(MIGRAINE_API_KEYS="direct", MIGRAINE_API_KEYS_FILE=str(keys))
+    client = app.test_client()
+    assert _status(client, record, "from-file") == 200
+    assert _status(client, record, "direct") == 401
 
 
 def test_a_missing_secret_file_stops_the_start(app_from_env, tmp_path):

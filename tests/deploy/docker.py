@@ -138,3 +138,40 @@ def wait_for(url: str, container: Container, status: int = 200, seconds: float =
             break
         time.sleep(0.25)
     raise AssertionError(f"{url} answered {last}, not {status}:\n{container.logs()[-3000:]}")
+
+
+STANDINS = Path(__file__).parent / "standins"
+# Official images the local stack names, made from Debian's packages where no registry is
+# reachable: tag -> (packages, mmdebstrap hooks, docker import changes)
+STANDIN_IMAGES = {
+    "migraine-standin-postgres:15": (
+        "postgresql-15",
+        [f"--customize-hook=copy-in {STANDINS / 'postgres-entrypoint.sh'} /usr/local/bin"],
+        [
+            "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/bin:/bin",
+            'ENTRYPOINT ["/usr/local/bin/postgres-entrypoint.sh"]',
+        ],
+    ),
+    "migraine-standin-prometheus:debian": (
+        "prometheus,wget",
+        [],
+        ['ENTRYPOINT ["/usr/bin/prometheus"]'],
+    ),
+}
+
+
+def standin_image(tag: str, scratch: Path) -> str:
+    """`tag`, built with mmdebstrap unless the engine has it already."""
+    if _has_image(tag):
+        return tag
+    if shutil.which("mmdebstrap") is None or os.geteuid() != 0:
+        _unavailable(f"no {tag} image", "mmdebstrap")
+    packages, hooks, changes = STANDIN_IMAGES[tag]
+    tar = scratch / f"{tag.replace(':', '-')}.tar"
+    subprocess.run(
+        ["mmdebstrap", "--variant=minbase", f"--include={packages}", *hooks, "bookworm", tar],
+        check=True, timeout=900, capture_output=True,
+    )  # fmt: skip
+    docker("import", *(f"--change={change}" for change in changes), str(tar), tag, timeout=300)
+    tar.unlink()
+    return tag

@@ -1,6 +1,6 @@
 """The service image, built from the repository's Dockerfile and run on a real engine.
 
-Built once per module around the session's small trained models, on the offline
+Built once per session (conftest.py) around the session's small trained models, on the offline
 base (deploy/base-image.sh), with the read-only, no-capability options of
 docs/deployment.md. Size and start-to-ready time are measured by bench/image.py.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import threading
 import time
 import urllib.request
@@ -18,40 +17,11 @@ import uuid
 import pytest
 
 from app import create_app
-from tests.app.conftest import config, write_lock
+from tests.app.conftest import config
 from tests.app.servers import free_port, request
-from tests.deploy.docker import (
-    HARDENED,
-    Container,
-    base_image,
-    build,
-    build_context,
-    docker,
-    fill_wheelhouse,
-    require_engine,
-    wait_for,
-)
+from tests.deploy.docker import HARDENED, Container, docker, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def deployment(trained, tmp_path_factory):
-    target = tmp_path_factory.mktemp("image-deployment")
-    shutil.copytree(trained / "models", target / "models")
-    write_lock(target / "dvc.lock", target / "models")
-    return target
-
-
-@pytest.fixture(scope="module")
-def image(deployment, tmp_path_factory):
-    require_engine()
-    base = base_image()
-    fill_wheelhouse()
-    tag = f"migraine-mlops-test:{uuid.uuid4().hex[:8]}"
-    build(build_context(tmp_path_factory.mktemp("context"), deployment), tag, base)
-    yield tag
-    docker("rmi", "-f", tag, check=False)
 
 
 @pytest.fixture

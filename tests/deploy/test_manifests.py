@@ -13,6 +13,7 @@ import copy
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -197,9 +198,8 @@ def test_the_hardening_check_reports_an_unhardened_init_container():
     deployment = hardened_deployment()
     pod_spec(deployment)["initContainers"] = [{"name": "migrate", "image": "migraine-mlops"}]
     problems = hardening_problems("Deployment/api", pod_spec(deployment))
-    assert "Deployment/api container migrate: securityContext.runAsNonRoot is None, not True" in (
-        problems
-    )
+    unhardened = "Deployment/api container migrate: securityContext.runAsNonRoot is None, not True"
+    assert unhardened in problems
     assert "Deployment/api container migrate: no resources.limits.memory" in problems
     assert all("container migrate" in problem for problem in problems)
 
@@ -209,6 +209,8 @@ def test_the_hardening_check_reports_a_bare_deployment():
     problems = hardening_problems("Deployment/bare", pod_spec(bare))
     assert "Deployment/bare: automountServiceAccountToken is not false" in problems
     assert "Deployment/bare container a: securityContext.capabilities.drop is not [ALL]" in problems
+    # the pod's token and user (3), then the container's context, capabilities, seccomp
+    # profile and its four resource bounds
     assert len(problems) == 3 + len(HARDENED) + 2 + 4
 
 
@@ -263,7 +265,8 @@ def test_the_api_writes_only_to_empty_dirs(rendered, overlay):
 def graceful_timeout() -> int:
     """gunicorn's graceful_timeout, as app/gunicorn.conf.py sets it."""
     for node in ast.parse(GUNICORN_CONF.read_text()).body:
-        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["graceful_timeout"]:
+        names = [getattr(target, "id", None) for target in getattr(node, "targets", [])]
+        if names == ["graceful_timeout"]:
             return node.value.value
     raise AssertionError(f"{GUNICORN_CONF} sets no graceful_timeout")
 
@@ -481,6 +484,7 @@ def github(tmp_path):
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
     thread.join()
 
 
@@ -529,3 +533,20 @@ def test_a_refused_dispatch_fails_the_job(rendered, github, tmp_path):
     assert result.returncode == 1
     assert "GitHub refused the dispatch: HTTP 401" in result.stderr
     assert "Bad credentials" in result.stderr
+
+
+def test_every_checkov_skip_names_a_check_and_its_reason():
+    skips = check_manifests.load_skips()
+    assert set(skips) == {"kubernetes", "dockerfile"}
+    for checks in skips.values():
+        for check_id, reason in checks.items():
+            assert re.fullmatch(r"CKV2?_(K8S|DOCKER)_\d+", check_id)
+            assert len(reason.split()) >= 20, check_id  # a reason, not a label
+
+
+def test_a_checkov_skip_without_a_reason_is_refused(tmp_path, monkeypatch):
+    skips = tmp_path / "checkov-skips.yaml"
+    skips.write_text("kubernetes:\n  CKV_K8S_43:\n")
+    monkeypatch.setattr(check_manifests, "SKIPS", skips)
+    with pytest.raises(ValueError, match="kubernetes CKV_K8S_43 has no reason"):
+        check_manifests.load_skips()
