@@ -52,7 +52,7 @@ def start_to_ready(port: int) -> float:
                 time.sleep(0.05)
         raise SystemExit(f"not ready within 180 s:\n{docker('logs', container)}")
     finally:
-        docker("rm", "-f", container)
+        docker("rm", "--force", "--volumes", container)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ engine answers, the tests skip, naming the package; under CI=true they fail inst
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -63,7 +64,16 @@ def base_image() -> str:
 
 
 def fill_wheelhouse() -> None:
-    """`make wheelhouse`: the serving wheels, fetched once (pip skips what is there)."""
+    """`make wheelhouse`: the serving wheels, fetched once (pip skips what is there).
+
+    Locked: two test workers may build at once, and pip rewrites a wheel in place."""
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    with open(WHEELHOUSE.parent / "wheelhouse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _download_wheels()
+
+
+def _download_wheels() -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps",
          "-r", ROOT / "requirements-serve.lock", "-d", WHEELHOUSE],
@@ -117,7 +127,8 @@ class Container:
         return [int(row.split()[1]) for row in rows]
 
     def remove(self) -> None:
-        docker("rm", "-f", self.name, check=False)
+        # -v: the anonymous volume of the image's VOLUME goes too, not one per test run
+        docker("rm", "--force", "--volumes", self.name, check=False)
 
 
 def wait_for(url: str, container: Container, status: int = 200, seconds: float = 120) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.app.servers import free_port, request
-from tests.deploy.docker import ROOT, standin_image
+from tests.deploy.docker import ROOT, docker, standin_image
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +70,13 @@ def stack(image, tmp_path):
         logs = run("logs", "--no-color", "--tail=40").stdout
         down = run("down", "--volumes", "--remove-orphans")
         print(logs)
+        if down.returncode != 0:  # never leave a stack running: remove it by its label
+            project_label = f"com.docker.compose.project={env['COMPOSE_PROJECT_NAME']}"
+            for kind, remove in (("container", ("rm", "--force")), ("volume", ("rm",))):
+                left = docker(kind, "ls", "-aq" if kind == "container" else "-q",
+                              "--filter", f"label={project_label}", check=False)  # fmt: skip
+                if left.stdout.split():
+                    docker(kind, *remove, *left.stdout.split(), check=False)
         assert down.returncode == 0, down.stderr
 
 
