@@ -44,9 +44,6 @@ HARDENED = {
 WRITABLE = {"/tmp": "Memory", "/dev/shm": "Memory", "/var/lib/migraine": None}
 # seconds between the end of gunicorn's graceful timeout and the kubelet's SIGKILL
 GRACE_MARGIN = 5
-# the only secrets that may reach a process through its environment (the service reads its
-# settings there); everything else is mounted as a file (deploy/checkov-skips.yaml)
-SECRET_ENVIRONMENT = {("api", "MIGRAINE_API_KEYS"), ("api", "MIGRAINE_PREDICTION_LOG")}
 
 
 def _load(name: str, path: Path):
@@ -252,10 +249,14 @@ def api_settings_name(documents: list[dict]) -> str:
 def test_the_api_writes_only_to_empty_dirs(rendered, overlay):
     spec = pod_spec(one(rendered[overlay], "Deployment", "api"))
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
-    mounts = {
-        m["mountPath"]: volumes[m["name"]] for m in api_container(rendered[overlay])["volumeMounts"]
+    container_mounts = api_container(rendered[overlay])["volumeMounts"]
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container_mounts}
+    writable = {m["mountPath"] for m in container_mounts if not m.get("readOnly")}
+    assert writable == set(WRITABLE)
+    # the one read-only mount: the Secret's files (MIGRAINE_API_KEYS_FILE, ..._LOG_FILE)
+    assert {p: v["secret"]["secretName"] for p, v in mounts.items() if p not in WRITABLE} == {
+        "/var/run/secrets/migraine": "migraine-secrets"
     }
-    assert set(mounts) == set(WRITABLE)
     for path, medium in WRITABLE.items():
         assert "emptyDir" in mounts[path], path
         assert mounts[path]["emptyDir"].get("medium") == medium, path
@@ -407,7 +408,7 @@ def test_every_secret_the_workloads_read_is_in_the_template(rendered):
                     assert keys <= set(template[volume["secret"]["secretName"]])
 
 
-def test_secrets_reach_an_environment_only_as_the_api_settings(rendered):
+def test_no_secret_reaches_an_environment(rendered):
     for overlay in OVERLAYS:
         found = {
             (container["name"], variable["name"])
@@ -416,7 +417,7 @@ def test_secrets_reach_an_environment_only_as_the_api_settings(rendered):
             for variable in container.get("env", [])
             if "secretKeyRef" in variable.get("valueFrom", {})
         }
-        assert found == SECRET_ENVIRONMENT
+        assert found == set()  # secrets are files: MIGRAINE_<NAME>_FILE
         for _, spec in workloads(rendered[overlay]):
             for container in containers(spec):
                 assert all("secretRef" not in source for source in container.get("envFrom", []))
