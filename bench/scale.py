@@ -1,7 +1,8 @@
 """Benchmark: the whole pipeline, generate -> evaluate, at several cohort sizes.
 
 For each size, a scratch clone of this commit with `data.synthetic.rows` set to it runs
-every stage of dvc.yaml in order (`dvc repro --single-item <stage>`) under GNU time:
+every stage of dvc.yaml in order (`dvc repro --single-item --force <stage>`: run even
+where the outputs at that size are known) under GNU time:
 wall seconds and peak RSS per stage (the largest process of the stage, DVC's own
 included). Results go to reports/bench/scale.json, a plot of both against rows to
 reports/bench/scale.png. A size that breaks a stage or its --stage-timeout is recorded
@@ -47,7 +48,7 @@ def run_stage(repo: Path, stage: str, timeout: float) -> dict:
     try:
         result = subprocess.run(
             ["/usr/bin/time", "-f", "%M", "-o", str(usage),
-             "dvc", "repro", "--single-item", stage],
+             "dvc", "repro", "--single-item", "--force", stage],
             cwd=repo, capture_output=True, text=True, timeout=timeout,
             env=os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"},
         )  # fmt: skip
