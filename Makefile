@@ -123,8 +123,13 @@ IMAGE_TAG = $(shell git rev-parse --short=12 HEAD)-$(MODELS_MD5)
 serve-lock: setup
 	$(BIN)/python deploy/serve_lock.py > requirements-serve.lock
 
+# wheels for the image's CPython 3.11 on x86-64 Linux, whatever the host runs (macOS, 3.12);
+# OFFLINE=1 only checks that a wheelhouse carried in is complete, reaching no index
+WHEEL_TARGET := --python-version 3.11 --implementation cp --abi cp311 \
+	--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64
 wheelhouse: setup
-	$(BIN)/python -m pip download --quiet --only-binary=:all: --no-deps \
+	$(BIN)/python -m pip download --quiet --only-binary=:all: --no-deps $(WHEEL_TARGET) \
+		$(if $(OFFLINE),--no-index --find-links $(WHEELHOUSE)) \
 		-r requirements-serve.lock -d $(WHEELHOUSE) 2>&1 | grep -v "^WARNING: Location" ; \
 	test $${PIPESTATUS[0]} -eq 0
 
@@ -173,7 +178,8 @@ lint: setup k8s-tools
 	$(BIN)/python monitoring/grafana/dashboard.py --check
 	$(BIN)/python deploy/k8s_monitoring.py --check
 	$(BIN)/python deploy/check_manifests.py
-	@$(call need_tool,docker-compose,docker-compose); set -x; docker-compose config --quiet
+	@if docker compose version >/dev/null 2>&1; then set -x; docker compose config --quiet; \
+	else $(call need_tool,docker-compose,docker-compose); set -x; docker-compose config --quiet; fi
 	$(TOOLS_VENV)/bin/hadolint Dockerfile deploy/mlflow/Dockerfile
 	@$(call need_tool,promtool,prometheus); set -x; \
 	promtool check rules monitoring/prometheus/rules.yml && \

@@ -36,13 +36,16 @@ def _settings_from_files(environ, settings: dict) -> dict[str, str]:
     """MIGRAINE_<NAME>_FILE: a setting read from a file (a Docker or Kubernetes secret), so
     a password in a PostgreSQL URL or the API keys never sit in the environment. Only for
     the settings above (MIGRAINE_METRICS_FILE is a setting of its own); parsed as JSON where
-    it can be, like the environment (API keys verbatim), without a final newline. The
-    file wins over MIGRAINE_<NAME>: the image sets plain defaults a deployment overrides."""
+    it can be, like the environment (API keys verbatim), without a final newline; an empty
+    file stops the start. The file wins over MIGRAINE_<NAME>: the image sets plain
+    defaults a deployment overrides."""
     found = {}
     for variable, path in environ.items():
         name = variable.removeprefix("MIGRAINE_").removesuffix("_FILE")
         if variable == f"MIGRAINE_{name}_FILE" and name in settings:
             value = Path(path).read_text().removesuffix("\n")
+            if not value.strip():  # an empty key file would silently turn off authentication
+                raise ValueError(f"{variable}: {path} is empty")
             found[name] = value if name == "API_KEYS" else _parsed(value)
     return found
 

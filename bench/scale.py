@@ -26,6 +26,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+GNU_TIME = "/usr/bin/time"  # its peak RSS (%M) covers the stage's processes
+# the dvc beside this interpreter (the project's venv), whatever PATH says
+DVC = str(Path(sys.executable).parent / "dvc")
 
 
 def stages() -> list[str]:
@@ -47,8 +50,8 @@ def run_stage(repo: Path, stage: str, timeout: float) -> dict:
     began = time.monotonic()
     try:
         result = subprocess.run(
-            ["/usr/bin/time", "-f", "%M", "-o", str(usage),
-             "dvc", "repro", "--single-item", "--force", stage],
+            [GNU_TIME, "-f", "%M", "-o", str(usage),
+             DVC, "repro", "--single-item", "--force", stage],
             cwd=repo, capture_output=True, text=True, timeout=timeout,
             env=os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"},
         )  # fmt: skip
@@ -112,6 +115,8 @@ def main() -> None:
     parser.add_argument("--stage-timeout", type=float, default=3600)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "scale.json")
     args = parser.parse_args()
+    if not Path(GNU_TIME).exists():
+        raise SystemExit(f"{GNU_TIME} missing: apt-get install time")
     commit = subprocess.run(
         ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()

@@ -15,8 +15,8 @@ def write(path: Path, value: str) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(value + "\n")
-    # readable by the containers' own users (the api runs as uid 10001), not by other
-    # users of this machine: the directory is 0700
+    # readable by the containers' own users (the api runs as uid 10001); other users of
+    # this machine are kept out by the directory's 0700
     path.chmod(0o644)
     print(f"wrote {path}")
 
@@ -25,7 +25,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("secrets"))
     where = parser.parse_args().dir
-    where.mkdir(mode=0o700, exist_ok=True)
+    where.mkdir(exist_ok=True)
+    where.chmod(0o700)  # also when it existed: only this user lists or opens the secrets
     password_file = where / "postgres-password"
     write(password_file, secrets.token_hex(24))  # hex: safe inside a URL
     password = password_file.read_text().strip()

@@ -92,6 +92,13 @@ def test_a_missing_secret_file_stops_the_start(app_from_env, tmp_path):
         app_from_env(MIGRAINE_API_KEYS_FILE=str(tmp_path / "absent"))
 
 
+def test_an_empty_secret_file_stops_the_start(app_from_env, tmp_path):
+    # an empty API_KEYS would mean no authentication at all
+    (tmp_path / "api-keys").write_text("\n")
+    with pytest.raises(ValueError, match="MIGRAINE_API_KEYS_FILE: .*api-keys is empty"):
+        app_from_env(MIGRAINE_API_KEYS_FILE=str(tmp_path / "api-keys"))
+
+
 def test_prefixed_setting_reaches_the_app(app_from_env, record):
     client = app_from_env(MIGRAINE_MAX_BATCH="5").test_client()
     assert client.post("/predict", json={"records": [record] * 5}).status_code == 200

@@ -24,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
 LOCAL_BASE = "migraine-base:bookworm"  # deploy/base-image.sh, from Debian's packages
 SLIM_BASE = "python:3.11-slim-bookworm"  # the Dockerfile's default, where it can be pulled
+# the image's Python and platform, as `make wheelhouse` asks for them
+WHEEL_TARGET = (
+    "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+    "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
+    "--platform", "manylinux_2_28_x86_64",
+)  # fmt: skip
 
 
 def _unavailable(reason: str, package: str) -> None:
@@ -52,11 +58,18 @@ def _has_image(tag: str) -> bool:
     return docker("image", "inspect", tag, check=False).returncode == 0
 
 
+def _pulled(tag: str) -> bool:
+    """Whether a registry gave us `tag` (GitHub's runners); none is reachable here."""
+    return docker("pull", "--quiet", tag, timeout=300, check=False).returncode == 0
+
+
 def base_image() -> str:
     """A bookworm base with python3: the local one, built offline if need be."""
     for tag in (os.environ.get("MIGRAINE_BASE_IMAGE"), LOCAL_BASE, SLIM_BASE):
         if tag and _has_image(tag):
             return tag
+    if _pulled(SLIM_BASE):
+        return SLIM_BASE
     if shutil.which("mmdebstrap") is None or os.geteuid() != 0:
         _unavailable(f"no base image ({LOCAL_BASE} or {SLIM_BASE})", "mmdebstrap")
     subprocess.run([ROOT / "deploy" / "base-image.sh", LOCAL_BASE], check=True, timeout=600)
@@ -76,7 +89,7 @@ def fill_wheelhouse() -> None:
 def _download_wheels() -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps",
-         "-r", ROOT / "requirements-serve.lock", "-d", WHEELHOUSE],
+         *WHEEL_TARGET, "-r", ROOT / "requirements-serve.lock", "-d", WHEELHOUSE],
         check=True, timeout=600, capture_output=True,
     )  # fmt: skip
 
@@ -88,12 +101,19 @@ def build_context(target: Path, deployment: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__")
     for package in ("app", "migraine_ml"):
         shutil.copytree(ROOT / package, target / package, ignore=ignore)
-    shutil.copytree(WHEELHOUSE, target / "build" / "wheelhouse", copy_function=os.link)
+    shutil.copytree(WHEELHOUSE, target / "build" / "wheelhouse", copy_function=_link_or_copy)
     shutil.copytree(deployment / "models", target / "models")
     shutil.copy(deployment / "dvc.lock", target / "dvc.lock")
     (target / "reports").mkdir()
     shutil.copy(ROOT / "reports" / "metrics.json", target / "reports" / "metrics.json")
     return target
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem (a tmpfs /tmp)
+        shutil.copy2(source, target)
 
 
 def build(context: Path, tag: str, base: str) -> None:
@@ -111,8 +131,11 @@ class Container:
 
     def __init__(self, image: str, *options: str, name: str):
         self.name = name
-        docker("rm", "-f", name, check=False)
-        docker("run", "-d", "--name", name, *options, image)
+        docker("rm", "--force", "--volumes", name, check=False)
+        started = docker("run", "-d", "--name", name, *options, image, check=False)
+        if started.returncode != 0:  # a created but unstarted container stays otherwise
+            self.remove()
+            raise AssertionError(f"docker run {image} failed: {started.stderr}")
 
     def logs(self) -> str:
         result = docker("logs", self.name, check=False)
@@ -171,8 +194,11 @@ STANDIN_IMAGES = {
 }
 
 
-def standin_image(tag: str, scratch: Path) -> str:
-    """`tag`, built with mmdebstrap unless the engine has it already."""
+def standin_image(tag: str, scratch: Path, official: str) -> str:
+    """The `official` image where a registry gives it; else `tag`, built with mmdebstrap
+    unless the engine has it already."""
+    if _has_image(official) or _pulled(official):
+        return official
     if _has_image(tag):
         return tag
     if shutil.which("mmdebstrap") is None or os.geteuid() != 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,10 +26,21 @@ from tests.deploy.docker import ROOT, docker, standin_image
 pytestmark = pytest.mark.integration
 
 
-def require_compose() -> str:
+def compose_default(variable: str) -> str:
+    """The image docker-compose.yml names when `variable` is not set."""
+    found = re.search(
+        r"\$\{" + variable + r":-([^}]+)\}", (ROOT / "docker-compose.yml").read_text()
+    )
+    return found.group(1)
+
+
+def require_compose() -> list[str]:
+    """Compose v2 (the docker plugin, as on GitHub's runners) or v1 (Debian's)."""
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
     path = shutil.which("docker-compose")
     if path:
-        return path
+        return [path]
     if os.environ.get("CI"):
         pytest.fail("docker-compose missing: CI must install Debian's docker-compose (.ci/run)")
     pytest.skip("docker-compose not installed (apt-get install docker-compose)")
@@ -50,15 +62,21 @@ def stack(image, tmp_path):
     env = os.environ | {
         "COMPOSE_PROJECT_NAME": f"migrainetest{uuid.uuid4().hex[:8]}",
         "API_IMAGE": image,
-        "POSTGRES_IMAGE": standin_image("migraine-standin-postgres:15", tmp_path),
-        "PROMETHEUS_IMAGE": standin_image("migraine-standin-prometheus:debian", tmp_path),
+        "POSTGRES_IMAGE": standin_image(
+            "migraine-standin-postgres:15", tmp_path, official=compose_default("POSTGRES_IMAGE")
+        ),
+        "PROMETHEUS_IMAGE": standin_image(
+            "migraine-standin-prometheus:debian",
+            tmp_path,
+            official=compose_default("PROMETHEUS_IMAGE"),
+        ),
         "API_PORT": str(free_port()),
         "PROMETHEUS_PORT": str(free_port()),
     }
 
     def run(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [compose, *argv], cwd=project, env=env, capture_output=True, text=True,
+            [*compose, *argv], cwd=project, env=env, capture_output=True, text=True,
             timeout=timeout, check=False,
         )  # fmt: skip
 
@@ -72,7 +90,9 @@ def stack(image, tmp_path):
         print(logs)
         if down.returncode != 0:  # never leave a stack running: remove it by its label
             project_label = f"com.docker.compose.project={env['COMPOSE_PROJECT_NAME']}"
-            for kind, remove in (("container", ("rm", "--force")), ("volume", ("rm",))):
+            removals = (("container", ("rm", "--force", "--volumes")), ("volume", ("rm",)),
+                        ("network", ("rm",)))  # fmt: skip
+            for kind, remove in removals:
                 left = docker(kind, "ls", "-aq" if kind == "container" else "-q",
                               "--filter", f"label={project_label}", check=False)  # fmt: skip
                 if left.stdout.split():
