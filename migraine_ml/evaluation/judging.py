@@ -54,7 +54,9 @@ def evaluate_task(
     classification = task == "classification"
 
     def outputs(model, X):
-        return model.predict_proba(X) if classification else model.predict(X)
+        # float64: XGBoost answers in float32, which JSON writers (dvclive's plots) refuse
+        out = model.predict_proba(X) if classification else model.predict(X)
+        return np.asarray(out, dtype=float)
 
     def metrics_of(y, out):
         return task_metrics(y, out, classification=classification)

@@ -148,7 +148,9 @@ def repeated_cv_estimate(
         check_class_sizes(y, groups, data.classes, splits, inner_folds=config.cv_folds)
 
     def outputs(model: Any, rows: Any) -> np.ndarray:
-        return _aligned(model, rows, n_classes) if classification else model.predict(rows)
+        if classification:
+            return _aligned(model, rows, n_classes)
+        return np.asarray(model.predict(rows), dtype=float)  # XGBoost's float32 too
 
     def metrics_of(truth: np.ndarray, out: np.ndarray) -> dict[str, float]:
         return task_metrics(truth, out, classification=classification)

@@ -236,6 +236,42 @@ def test_evaluate_task_reports_intervals_and_paired_comparison():
     assert result.champion_vs_runner_up.ci_low > 0
 
 
+def test_float32_outputs_become_float64_that_plots_can_write(tmp_path):
+    """XGBoost answers in float32; as the champion at 100,000 rows it broke the evaluate
+    stage, whose dvclive plots cannot write float32 thresholds to JSON."""
+    from dvclive import Live
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    y = (X[:, 0] + rng.normal(0, 0.5, 300) > 0).astype(int)
+    fitted = LogisticRegression().fit(X[:150], y[:150])
+
+    class Float32Model:
+        def predict_proba(self, X):
+            return fitted.predict_proba(X).astype(np.float32)
+
+    result = evaluate_task(
+        task="classification",
+        primary="roc_auc",
+        models={"champion": Float32Model()},
+        dummy=DummyClassifier(strategy="prior").fit(X[:150], y[:150]),
+        X_train=X[:150],
+        y_train=y[:150],
+        X_test=X[150:],
+        y_test=y[150:],
+        resamples=20,
+        seed=0,
+    )
+    champion = result.outputs["champion"]
+    assert champion.dtype == np.float64
+    live = Live(str(tmp_path), dvcyaml=None, save_dvc_exp=False, report=None)
+    live.log_sklearn_plot("precision_recall", y[150:], champion[:, 1], name="pr.json")
+    live.end()
+    assert (tmp_path / "plots" / "sklearn" / "pr.json").exists()
+    with pytest.raises(TypeError, match="float32"):  # what the stage did before
+        live.log_sklearn_plot("precision_recall", y[150:], champion[:, 1].astype(np.float32))
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_fast_binary_metrics_equal_scikit_learn(seed):
     from sklearn import metrics as skm
