@@ -13,7 +13,7 @@ export DO_NOT_TRACK := true
 # Stage commands in dvc.yaml call `python`; mlflow finds `uvicorn` on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup repro test lint security format gate bench serve fuzz sweep report schema retrain clean distclean
+.PHONY: help setup repro test lint security format gate bench bench-scale serve fuzz sweep report schema retrain clean distclean
 
 help:
 	@echo "make setup   create $(VENV) and install the pinned dependencies"
@@ -109,6 +109,11 @@ retrain: setup
 
 bench: setup
 	$(BIN)/python bench/train_time.py --runs 3
+
+# the whole pipeline at each size in a scratch clone (docs/scale.md; needs GNU time)
+SCALE_ROWS ?= 8000,100000
+bench-scale: setup
+	$(BIN)/python bench/scale.py --rows $(SCALE_ROWS)
 
 # The container image (docs/deployment.md). The build reaches no network: Python packages
 # come from build/wheelhouse, fetched here from requirements-serve.lock; BASE_IMAGE is

@@ -134,6 +134,8 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     plot(runs, args.out.with_suffix(".png"))
     print(json.dumps(result, indent=2))
+    if "failed" in runs[-1]:
+        raise SystemExit(f"{runs[-1]['rows']:,} rows: the {runs[-1]['failed']} stage failed")
 
 
 if __name__ == "__main__":

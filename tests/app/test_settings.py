@@ -95,7 +95,7 @@ def test_a_missing_secret_file_stops_the_start(app_from_env, tmp_path):
 def test_an_empty_secret_file_stops_the_start(app_from_env, tmp_path):
     # an empty API_KEYS would mean no authentication at all
     (tmp_path / "api-keys").write_text("\n")
-    with pytest.raises(ValueError, match="MIGRAINE_API_KEYS_FILE: .*api-keys is empty"):
+    with pytest.raises(ValueError, match=r"MIGRAINE_API_KEYS_FILE: .*api-keys is empty"):
         app_from_env(MIGRAINE_API_KEYS_FILE=str(tmp_path / "api-keys"))
 
 
