@@ -1,7 +1,8 @@
 # The prediction service: gunicorn + Flask serving the models baked in at build time.
-# `make image` builds it (docs/deployment.md). The build needs no network: every Python
-# package comes from the wheelhouse in build/wheelhouse (`make wheelhouse`), the path an
-# air-gapped hospital network takes too. BASE_IMAGE is any Debian bookworm image with
+# `make image` builds it (docs/deployment.md). Every Python package comes from the
+# wheelhouse in build/wheelhouse (`make wheelhouse`), so on a base with libgomp1 the build
+# reaches no network: the path an air-gapped hospital network takes. BASE_IMAGE is any
+# Debian bookworm image with
 # python3 and venv: python:3.11-slim-bookworm on GitHub's runners, `make base-image`
 # (built from Debian's packages with mmdebstrap) where no registry can be reached.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
