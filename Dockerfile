@@ -2,9 +2,9 @@
 # `make image` builds it (docs/deployment.md). Every Python package comes from the
 # wheelhouse in build/wheelhouse (`make wheelhouse`), so on a base with libgomp1 the build
 # reaches no network: the path an air-gapped hospital network takes. BASE_IMAGE is any
-# Debian bookworm image with
-# python3 and venv: python:3.11-slim-bookworm on GitHub's runners, `make base-image`
-# (built from Debian's packages with mmdebstrap) where no registry can be reached.
+# Debian bookworm image with python3 and venv: python:3.11-slim-bookworm on GitHub's
+# runners, `make base-image` (built from Debian's packages with mmdebstrap) where no
+# registry can be reached.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
