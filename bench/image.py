@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from serve import free_port  # bench/serve.py's, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "migraine-mlops:bench"
@@ -32,12 +33,6 @@ HARDENED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privil
 
 def docker(*argv: str) -> str:
     return subprocess.run(["docker", *argv], check=True, capture_output=True, text=True).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_to_ready(port: int) -> float:
