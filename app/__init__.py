@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from functools import cached_property
 from pathlib import Path
 
 from flask import Flask
@@ -50,8 +51,24 @@ def _settings_from_files(environ, settings: dict) -> dict[str, str]:
     return found
 
 
+class _Service(Flask):
+    """Flask that asks once per function whether it is a coroutine: Flask asks
+    `iscoroutinefunction` of every hook and the view on every request, a measurable
+    share of a single-record prediction (bench/README.md), and the answer never changes."""
+
+    def ensure_sync(self, func):
+        wrapped = self._sync_functions.get(func)
+        if wrapped is None:
+            wrapped = self._sync_functions[func] = super().ensure_sync(func)
+        return wrapped
+
+    @cached_property
+    def _sync_functions(self) -> dict:
+        return {}
+
+
 def create_app(test_config: dict | None = None) -> Flask:
-    app = Flask(__name__)
+    app = _Service(__name__)
     app.config.from_mapping(
         MODELS_DIR=str(ROOT / "models"),
         DVC_LOCK=str(ROOT / "dvc.lock"),

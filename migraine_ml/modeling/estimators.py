@@ -65,12 +65,16 @@ class _TreeEnsemble:
     def leaf_values(self, X: np.ndarray) -> np.ndarray:
         """(rows, trees, outputs) leaf values; X compared in float32 as sklearn does."""
         X = X.astype(np.float32, order="C").astype(np.float64)
-        node = np.broadcast_to(self.roots, (len(X), len(self.roots)))
         row_start = (np.arange(len(X)) * X.shape[1])[:, None]
         flat = X.ravel()
+        # the roots broadcast against the rows in the first step (np.broadcast_to is a
+        # Python function, a measurable share of one record's descent)
+        node = self.roots
         for _ in range(self.depth):
             go_left = flat[row_start + self.feature[node]] <= self.threshold[node]
             node = self.child[2 * node + go_left]
+        if node.ndim == 1:  # stumps of depth 0: no step was taken
+            node = np.broadcast_to(node, (len(X), len(node)))
         return self.value[node]
 
 

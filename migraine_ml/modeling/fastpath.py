@@ -20,6 +20,7 @@ raises `Unsupported`, and the caller keeps the scikit-learn pipeline.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from migraine_ml.data.schema import Schema
 from migraine_ml.modeling.estimators import Unsupported, compile_estimator
+from migraine_ml.modeling.features import RowReplay
 from migraine_ml.pipeline import COLUMNS, ENTRY_ERRORS, FEATURES, MODEL, OUTLIERS, PREPROCESS
 
 PARITY_TOLERANCE = 1e-4
@@ -160,6 +162,53 @@ class _Preprocessor:
         self.mean = np.concatenate(mean) if mean else np.zeros(0)
         self.scale = np.concatenate(scale) if scale else np.ones(0)
         self.names = list(columns.get_feature_names_out())
+        # the same parameters as Python floats, for `row`
+        self._bounds = list(
+            zip(
+                *(a.tolist() for a in (self.guard_low, self.guard_high)),
+                *(a.tolist() for a in (self.limit_low, self.limit_high)),
+                strict=True,
+            )
+        )
+        self._dense = list(
+            zip(
+                self.order.tolist(),
+                self.fill.tolist(),
+                self.mean.tolist(),
+                self.scale.tolist(),
+                strict=True,
+            )
+        )
+
+    def row(self, x: list[float]) -> list[float]:
+        """`__call__` on one row in plain floats: the same operations, the same bits."""
+        clean = []  # the raw values after the guard and the limiter; NaN where unusable
+        for v, (guard_low, guard_high, limit_low, limit_high) in zip(x, self._bounds, strict=True):
+            if v != v or guard_low > v or guard_high < v:
+                v = math.nan
+            elif self.clip:  # np.minimum(np.maximum(...)) one value at a time
+                if limit_low > v:
+                    v = limit_low
+                if limit_high < v:
+                    v = limit_high
+            elif limit_low > v or limit_high < v:
+                v = math.nan
+            clean.append(v)
+        dense = []
+        for column, fill, mean, scale in self._dense:
+            v = clean[column]
+            dense.append(((fill if v != v else v) - mean) / scale)
+        if not self.onehot:
+            return dense
+        out = []
+        for kind, first, last in self.segments:
+            if kind == "dense":
+                out += dense[first:last]
+            else:
+                column, fill_code, width = self.onehot[first]
+                code = fill_code if clean[column] != clean[column] else clean[column]
+                out += [1.0 if code == k else 0.0 for k in range(width)]
+        return out
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X = np.where((self.guard_low > X) | (self.guard_high < X), np.nan, X)
@@ -183,9 +232,11 @@ class _Preprocessor:
         return np.hstack(pieces)
 
 
-def _feature_blocks(builder: Pipeline, names: list[str]) -> tuple[list[tuple], list[int]]:
-    """(first row, rows, function) of each step replaying the feature builder, and the
-    selection.
+def _feature_blocks(
+    builder: Pipeline, names: list[str]
+) -> tuple[list[tuple], list[RowReplay] | None, list[int]]:
+    """(first row, rows, function) of each step replaying the feature builder, each
+    step's replay of a single row (None if a step has none), and the selection.
 
     Each step supplies its own replay (`replay_block`, and `replay_selection` for
     the final selection): a function from the matrix of the columns so far (a
@@ -193,15 +244,18 @@ def _feature_blocks(builder: Pipeline, names: list[str]) -> tuple[list[tuple], l
     index) to the block of the step's new columns.
     """
     names = list(names)
-    blocks = []
+    blocks: list[tuple] = []
+    rows: list[RowReplay] | None = []
     for _, step in builder.steps:
         if hasattr(step, "replay_selection"):
-            return blocks, step.replay_selection(names)
+            return blocks, rows, step.replay_selection(names)
         if not hasattr(step, "replay_block"):
             raise Unsupported(f"feature step {type(step).__name__}")
         new, replay = step.replay_block(names)
         if new:
             blocks.append((len(names), len(new), replay))
+            if rows is not None:
+                rows = [*rows, step.replay_row(names)] if hasattr(step, "replay_row") else None
             names += new
     raise Unsupported("feature builder without a final selection")
 
@@ -216,10 +270,11 @@ class CompiledPipeline:
         self._preprocess = _Preprocessor(
             pipeline.named_steps[PREPROCESS], self.raw_features, category_values(schema)
         )
-        self._blocks, selected = _feature_blocks(
+        self._blocks, self._rows, selected = _feature_blocks(
             pipeline.named_steps[FEATURES], self._preprocess.names
         )
         self._selected = np.asarray(selected, dtype=np.intp)
+        self._selected_list = list(selected)
         self._width = len(self._preprocess.names) + sum(rows for _, rows, _ in self._blocks)
         self._predict = compile_estimator(pipeline.named_steps[MODEL])
         self.is_classifier = hasattr(pipeline, "predict_proba")
@@ -227,13 +282,23 @@ class CompiledPipeline:
         self._native = model.predict_proba if self.is_classifier else model.predict
 
     def model_input(self, X: np.ndarray) -> np.ndarray:
-        base = self._preprocess(np.asarray(X, dtype=float))
+        X = np.asarray(X, dtype=float)
+        if len(X) == 1 and self._rows is not None:  # one record: plain floats are cheaper
+            return np.array([self.row_input(X[0].tolist())])
+        base = self._preprocess(X)
         # one row per column: a step reads earlier columns as rows and writes its block
         columns = np.empty((self._width, len(base)))
         columns[: base.shape[1]] = base.T
         for first, rows, replay in self._blocks:
             columns[first : first + rows] = replay(columns[:first])
         return columns[self._selected].T
+
+    def row_input(self, x: list[float]) -> list[float]:
+        """`model_input` of one row, in plain floats (bit-identical: parity checks it)."""
+        columns = self._preprocess.row(x)
+        for replay in self._rows:
+            columns += replay(columns)
+        return [columns[i] for i in self._selected_list]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities for a classifier, the prediction for a regressor."""
@@ -288,10 +353,14 @@ def parity(pipeline: Pipeline, rows: pd.DataFrame, schema: Schema) -> ParityReco
         compiled = CompiledPipeline(pipeline, schema)
     except Unsupported as err:
         return ParityRecord(supported=False, passed=False, max_abs_diff=None, reason=str(err))
-    expected = reference_output(pipeline, rows[schema.features])
-    got = compiled.predict(encode_categories(rows, schema))
+    expected = np.asarray(reference_output(pipeline, rows[schema.features]), dtype=float)
+    coded = encode_categories(rows, schema)
+    got = compiled.predict(coded)
+    # one record at a time too, as the service predicts (its own path: `row_input`)
+    single = np.concatenate([compiled.predict(coded[i : i + 1]) for i in range(len(coded))])
+    diff = max(np.max(np.abs(expected - got)), np.max(np.abs(expected - single)))
     # rounded: float noise in the last bits must not change the file (and its DVC hash)
-    diff = round(float(np.max(np.abs(np.asarray(expected, dtype=float) - got))), 10)
+    diff = round(float(diff), 10)
     passed = diff <= PARITY_TOLERANCE
     return ParityRecord(
         supported=True,

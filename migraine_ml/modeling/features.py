@@ -7,6 +7,7 @@ them learn only in fit(), which sees the training rows alone.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 from collections.abc import Callable
@@ -33,6 +34,10 @@ logger = logging.getLogger(__name__)
 # does the same floating-point operations, in the same order, as `transform`.
 Columns = np.ndarray  # (columns so far, rows)
 BlockReplay = tuple[list[str], Callable[[Columns], np.ndarray]]
+# A single record is cheaper still in plain floats (`replay_row`): a numpy call costs
+# microseconds of overhead whatever its size, a float operation tens of nanoseconds.
+# The same operations in the same order, so the bits equal the block's.
+RowReplay = Callable[[list[float]], list[float]]  # one row's columns so far -> new values
 
 
 def _weighted_sums(cols: Columns, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -57,7 +62,7 @@ def _powers(cols: Columns, by_degree: list[tuple[int, np.ndarray]], order: np.nd
 def _bins(cols: Columns, index: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
     out = np.empty((len(edges), cols.shape[1]))
     for row, (column, column_edges) in enumerate(zip(index, edges, strict=True)):
-        out[row] = np.searchsorted(column_edges, cols[column], side="right")
+        out[row] = column_edges.searchsorted(cols[column], side="right")  # no np. wrapper
     return out
 
 
@@ -134,6 +139,23 @@ class HealthIndices(_AddColumns):
                 index[row, term], weight[row, term] = names.index(column), float(w)
         return list(indices), partial(_weighted_sums, index=index, weight=weight)
 
+    def replay_row(self, names: list[str]) -> RowReplay:
+        terms = [
+            [(names.index(column), float(w)) for column, w in weights.items()]
+            for weights in (self.indices or {}).values()
+        ]
+
+        def row(cols: list[float]) -> list[float]:
+            out = []
+            for index_terms in terms:
+                total = 0.0  # term by term, as transform's sum() adds them
+                for column, weight in index_terms:
+                    total += weight * cols[column]
+                out.append(total)
+            return out
+
+        return row
+
 
 class Interactions(_AddColumns):
     """Products of column pairs: the configured ones plus the `top_k` best on train.
@@ -196,6 +218,10 @@ class Interactions(_AddColumns):
         right = np.asarray([names.index(b) for _, b in self.pairs_], dtype=np.intp)
         return self._names(), partial(_products, left=left, right=right)
 
+    def replay_row(self, names: list[str]) -> RowReplay:
+        pairs = [(names.index(a), names.index(b)) for a, b in self.pairs_]
+        return lambda cols: [cols[a] * cols[b] for a, b in pairs]
+
 
 class Powers(_AddColumns):
     """Polynomial terms x^2 .. x^degree of chosen columns (for U-shaped effects)."""
@@ -230,6 +256,11 @@ class Powers(_AddColumns):
             order = None
         return self._names(), partial(_powers, by_degree=by_degree, order=order)
 
+    def replay_row(self, names: list[str]) -> RowReplay:
+        terms = [(names.index(c), d) for c in self.columns or [] for d in range(2, self.degree + 1)]
+        # numpy squares for ** 2 (x * x) and calls C pow() otherwise, as float ** does
+        return lambda cols: [cols[i] * cols[i] if d == 2 else cols[i] ** d for i, d in terms]
+
 
 class QuantileBins(_AddColumns):
     """Ordinal bins (0 .. n_bins-1) with quantile edges learned on train, e.g. age groups."""
@@ -262,6 +293,11 @@ class QuantileBins(_AddColumns):
         index = [names.index(c) for c in self.edges_]
         edges = [np.asarray(e, dtype=float) for e in self.edges_.values()]
         return self._names(), partial(_bins, index=index, edges=edges)
+
+    def replay_row(self, names: list[str]) -> RowReplay:
+        spec = [(names.index(c), [float(e) for e in edges]) for c, edges in self.edges_.items()]
+        # bisect_right is searchsorted(side="right"); a NaN, like numpy's, lands after every edge
+        return lambda cols: [float(bisect.bisect_right(edges, cols[i])) for i, edges in spec]
 
 
 def make_feature_builder(

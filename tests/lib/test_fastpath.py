@@ -17,10 +17,10 @@ from migraine_ml.modeling.features import make_feature_builder
 from migraine_ml.modeling.zoo import model_zoo
 
 
-def _pipeline(schema, model, rows, y):
+def _pipeline(schema, model, rows, y, **preprocessing):
     return Pipeline(
         [
-            ("preprocess", make_preprocessor(schema)),
+            ("preprocess", make_preprocessor(schema, **preprocessing)),
             (
                 "features",
                 make_feature_builder(
@@ -59,6 +59,37 @@ def test_fast_path_equals_the_pipeline(cohort, schema, task, name):
         rows[schema.features].head(1).to_numpy(dtype=float)
     )
     assert np.asarray(single).shape[0] == 1
+
+
+@pytest.mark.parametrize("strategy", ["clip", "missing"])
+def test_one_record_in_plain_floats_equals_the_numpy_rows_bit_for_bit(cohort, schema, strategy):
+    """The service's single-record path (`row_input`) against the batch replay, on rows
+    with what the preprocessor must handle: missing values, values outside the
+    schema's range (the guard makes them missing) and outliers (the limiter clips)."""
+    rows, _ = drop_unusable_rows(coerce_types(cohort, schema), schema)
+    y = rows["migraine_occurrence"]
+    model = model_zoo("classification", seed=0)["logistic_regression"]
+    # narrow fences (0.5 IQR), so that the limiter has work inside the schema's ranges
+    pipeline = _pipeline(
+        schema, model, rows[schema.features], y, outlier_iqr_factor=0.5, outlier_strategy=strategy
+    )
+    compiled = CompiledPipeline(pipeline, schema)
+    X = rows[schema.features].head(200).to_numpy(dtype=float, copy=True)
+    rng = np.random.default_rng(0)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[:20, schema.features.index("age")] = 500.0  # outside the schema's range
+    # outliers inside the range, beyond the limiter's fitted fences: clipped or missing
+    pre = compiled._preprocess
+    assert pre.clip == (strategy == "clip")
+    high = np.flatnonzero(np.isfinite(pre.limit_high) & (pre.limit_high < pre.guard_high))
+    low = np.flatnonzero(np.isfinite(pre.limit_low) & (pre.limit_low > pre.guard_low))
+    assert len(high) > 0 and len(low) > 0
+    X[20:40, high] = (pre.limit_high[high] + pre.guard_high[high]) / 2
+    X[40:60, low] = (pre.limit_low[low] + pre.guard_low[low]) / 2
+    batch = compiled.model_input(X)
+    single = np.concatenate([compiled.model_input(X[i : i + 1]) for i in range(len(X))])
+    assert compiled.row_input(X[0].tolist()) == batch[0].tolist()
+    np.testing.assert_array_equal(single, batch)
 
 
 def _category_rows(n: int, seed: int) -> pd.DataFrame:

@@ -178,6 +178,10 @@ def test_the_fast_path_replay_of_a_step_is_bit_identical_to_transform(frame, ste
     got = replay(frame.to_numpy(dtype=float).T)
     assert names == list(expected.columns)
     np.testing.assert_array_equal(got.T, expected.to_numpy(dtype=float))
+    # and one row at a time in plain floats, as the service replays a single record
+    row = step.replay_row(list(frame.columns))
+    by_row = [row(values) for values in frame.to_numpy(dtype=float).tolist()]
+    np.testing.assert_array_equal(np.array(by_row), expected.to_numpy(dtype=float))
 
 
 def test_the_bins_replay_puts_a_missing_value_where_transform_does(frame):
@@ -188,3 +192,5 @@ def test_the_bins_replay_puts_a_missing_value_where_transform_does(frame):
     got = replay(rows.to_numpy(dtype=float).T)[0]
     np.testing.assert_array_equal(got, bins.transform(rows)["a_bin"].to_numpy())
     assert got[1] == len(bins.edges_["a"])  # NaN sorts after every edge
+    row = bins.replay_row(list(rows.columns))
+    assert [row(values)[0] for values in rows.to_numpy(dtype=float).tolist()] == got.tolist()
