@@ -1,6 +1,7 @@
 """The Flask app through its test client: endpoints, strict input, hash check."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -26,6 +27,22 @@ def test_single_prediction(client, record, app):
     log = app.extensions["prediction_log"]
     log.flush()
     assert log.count() == 1
+
+
+def test_prediction_ids_are_unique_and_ordered_by_time(client, record):
+    """Time first, as UUIDv7: the log's index on the id grows at one end (app/predict.py)."""
+    before = time.time_ns() // 1_000_000
+    ids = []
+    for _ in range(3):
+        batch = client.post("/predict", json={"records": [record] * 50}).get_json()
+        ids += [p["prediction_id"] for p in batch["predictions"]]
+        time.sleep(0.002)
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids) == 150
+    millis = [int(i[:12], 16) for i in ids]
+    assert before <= min(millis) and max(millis) <= after
+    assert millis == sorted(millis) and millis[0] < millis[-1]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
 def test_fast_path_matches_the_sklearn_pipeline(deployment, record):
