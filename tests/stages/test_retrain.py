@@ -22,11 +22,15 @@ import pytest
 import yaml
 from scipy.special import expit
 
+from app import create_app
 from migraine_ml.data.schema import load_schema
 from migraine_ml.data.synthetic import generate_cohort
+from migraine_ml.monitoring.monitor import served_versions
 from migraine_ml.monitoring.prediction_log import open_log
 from migraine_ml.retraining.feedback import log_labelled_traffic
 from migraine_ml.retraining.retrain import RetrainError, retrain, rollback
+from tests.app.conftest import config
+from tests.app.test_reload import champions
 from tests.lib.test_aliases import alias_version
 from tests.pipeline_fixtures import SCHEMA, dvc, git, make_pipeline_repo, tool_env
 
@@ -142,12 +146,17 @@ def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     log = open_log(str(tmp_path / "log.db"))
     _traffic(log, clean, created=time.time() - 3 * DAY, prefix="d")
     before = _git(repo, "rev-parse", "HEAD")
-    old_models = json.loads((repo / "models" / "manifest.json").read_text())["models"]
+    old_manifest = json.loads((repo / "models" / "manifest.json").read_text())
+    old_models = old_manifest["models"]
     old_champion = _alias(repo, "champion")
+    # the service on this checkout, serving the champion while the cycle runs
+    client = create_app(config(repo, PREDICTION_LOG=str(tmp_path / "service.db"))).test_client()
+    record = clean[load_schema(SCHEMA).features].iloc[0].to_dict()
+    assert champions(client, record) == served_versions(old_manifest)
     assert old_champion is not None  # the first repro registered it
-    record = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
-    task = record["tasks"]["classification"]
-    assert record["status"] == "promoted", record["reason"]
+    promoted = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
+    task = promoted["tasks"]["classification"]
+    assert promoted["status"] == "promoted", promoted["reason"]
     assert task["difference"]["ci_low"] > 0.01
     assert _git(repo, "log", "-1", "--format=%s").startswith("Promote challenger")
     assert _git(repo, "status", "--porcelain", "--untracked-files=no") == ""
@@ -155,11 +164,15 @@ def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     assert [m["md5"] for m in new_models] != [m["md5"] for m in old_models]
     assert dvc(repo, "status", "--quiet", check=False).returncode == 0  # models match dvc.lock
     archived = _git(repo, "show", "--name-only", "--format=", "HEAD").splitlines()
-    assert f"reports/promotions/{record['challenger']['experiment']}.json" in archived
-    assert record["challenger"]["commit"] and record["data"]["hashes"]
+    assert f"reports/promotions/{promoted['challenger']['experiment']}.json" in archived
+    assert promoted["challenger"]["commit"] and promoted["data"]["hashes"]
     # MLflow: the challenger is the champion now, the old champion kept as `previous`
     assert _alias(repo, "previous") == old_champion
     assert _alias(repo, "champion") not in (None, old_champion)
+    # the running service verifies the promoted models against the new dvc.lock and serves them
+    assert client.post("/admin/reload").get_json()["reloaded"] is True
+    new_versions = served_versions(json.loads((repo / "models" / "manifest.json").read_text()))
+    assert champions(client, record) == new_versions != served_versions(old_manifest)
 
     # the next cycle after a promotion runs (no label is new: skipped, not refused)
     again = retrain(repo, log=log, params=_params(repo), promotion_path=repo / "promotion.json")
@@ -171,6 +184,8 @@ def test_a_shifted_cohort_is_learned_promoted_and_rolled_back(repo, tmp_path):
     assert [m["md5"] for m in restored] == [m["md5"] for m in old_models]
     assert _alias(repo, "champion") == old_champion
     assert _git(repo, "diff", before, "HEAD", "--", "dvc.lock") == ""
+    assert client.post("/admin/reload").get_json()["reloaded"] is True
+    assert champions(client, record) == served_versions(old_manifest)  # the old ones again
     with pytest.raises(RetrainError, match="no promotion left"):
         rollback(repo, schema_path=_params(repo)["data"]["schema"])
 
