@@ -7,6 +7,7 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
+from types import FunctionType
 
 from flask import Flask
 
@@ -57,6 +58,8 @@ class _Service(Flask):
     share of a single-record prediction (bench/README.md), and the answer never changes."""
 
     def ensure_sync(self, func):
+        if type(func) is not FunctionType:  # bound to a fresh object per request: no cache
+            return super().ensure_sync(func)
         wrapped = self._sync_functions.get(func)
         if wrapped is None:
             wrapped = self._sync_functions[func] = super().ensure_sync(func)

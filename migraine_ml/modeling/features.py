@@ -129,7 +129,8 @@ class HealthIndices(_AddColumns):
             for name, weights in (self.indices or {}).items()
         }
 
-    def replay_block(self, names: list[str]) -> BlockReplay:
+    def _terms(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Column positions and weights, one row per index, padded with 0.0 * column 0."""
         indices = self.indices or {}
         width = max((len(w) for w in indices.values()), default=0)
         index = np.zeros((len(indices), width), dtype=np.intp)
@@ -137,20 +138,27 @@ class HealthIndices(_AddColumns):
         for row, weights in enumerate(indices.values()):
             for term, (column, w) in enumerate(weights.items()):
                 index[row, term], weight[row, term] = names.index(column), float(w)
-        return list(indices), partial(_weighted_sums, index=index, weight=weight)
+        return index, weight
+
+    def replay_block(self, names: list[str]) -> BlockReplay:
+        index, weight = self._terms(names)
+        return list(self.indices or {}), partial(_weighted_sums, index=index, weight=weight)
 
     def replay_row(self, names: list[str]) -> RowReplay:
+        index, weight = self._terms(names)
+        # the block's terms, padding included, in the block's order: the same bits, the
+        # sign of a zero too (a sum from 0.0, as transform's, would turn -0.0 into 0.0)
         terms = [
-            [(names.index(column), float(w)) for column, w in weights.items()]
-            for weights in (self.indices or {}).values()
+            list(zip(i, w, strict=True))
+            for i, w in zip(index.tolist(), weight.tolist(), strict=True)
         ]
 
         def row(cols: list[float]) -> list[float]:
             out = []
-            for index_terms in terms:
-                total = 0.0  # term by term, as transform's sum() adds them
-                for column, weight in index_terms:
-                    total += weight * cols[column]
+            for (first, first_weight), *rest in terms:
+                total = first_weight * cols[first]
+                for column, term_weight in rest:
+                    total += term_weight * cols[column]
                 out.append(total)
             return out
 
@@ -257,9 +265,13 @@ class Powers(_AddColumns):
         return self._names(), partial(_powers, by_degree=by_degree, order=order)
 
     def replay_row(self, names: list[str]) -> RowReplay:
-        terms = [(names.index(c), d) for c in self.columns or [] for d in range(2, self.degree + 1)]
-        # numpy squares for ** 2 (x * x) and calls C pow() otherwise, as float ** does
-        return lambda cols: [cols[i] * cols[i] if d == 2 else cols[i] ** d for i, d in terms]
+        if self.degree > 2:
+            # np.power may take vector maths (SVML on AVX-512) that differ from C's pow()
+            # in the last bit, and overflows to inf where float ** raises: the block's own
+            _, block = self.replay_block(names)
+            return lambda cols: block(np.array(cols)[:, None])[:, 0].tolist()
+        index = [names.index(c) for c in self.columns or []]
+        return lambda cols: [cols[i] * cols[i] for i in index]  # numpy's ** 2 is x * x
 
 
 class QuantileBins(_AddColumns):

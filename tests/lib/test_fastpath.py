@@ -74,6 +74,7 @@ def test_one_record_in_plain_floats_equals_the_numpy_rows_bit_for_bit(cohort, sc
         schema, model, rows[schema.features], y, outlier_iqr_factor=0.5, outlier_strategy=strategy
     )
     compiled = CompiledPipeline(pipeline, schema)
+    assert compiled._rows is not None  # else one row would take the batch path: no test
     X = rows[schema.features].head(200).to_numpy(dtype=float, copy=True)
     rng = np.random.default_rng(0)
     X[rng.random(X.shape) < 0.1] = np.nan
@@ -89,7 +90,7 @@ def test_one_record_in_plain_floats_equals_the_numpy_rows_bit_for_bit(cohort, sc
     batch = compiled.model_input(X)
     single = np.concatenate([compiled.model_input(X[i : i + 1]) for i in range(len(X))])
     assert compiled.row_input(X[0].tolist()) == batch[0].tolist()
-    np.testing.assert_array_equal(single, batch)
+    np.testing.assert_array_equal(single.view(np.uint64), batch.view(np.uint64))
 
 
 def _category_rows(n: int, seed: int) -> pd.DataFrame:
@@ -124,6 +125,13 @@ def test_one_hot_and_ordinal_categories_compile_to_the_same_answers(category_sch
     assert result.passed, result
     coded = encode_categories(unseen.head(1), category_schema)
     assert coded[0, 2] == 2.0  # "islands": its position in the schema's values
+    # one record at a time through the plain-float path (one-hot, ordinal, missing codes)
+    compiled = CompiledPipeline(pipeline, category_schema)
+    assert compiled._rows is not None
+    every = encode_categories(pd.concat([rows, unseen], ignore_index=True), category_schema)
+    batch = compiled.model_input(every)
+    single = np.concatenate([compiled.model_input(every[i : i + 1]) for i in range(len(every))])
+    np.testing.assert_array_equal(single.view(np.uint64), batch.view(np.uint64))
     np.testing.assert_allclose(
         CompiledPipeline(pipeline, category_schema).predict(coded),
         pipeline.predict_proba(unseen.head(1)),
