@@ -113,7 +113,7 @@ bench: setup
 # the whole pipeline at each size in a scratch clone (docs/scale.md; needs GNU time)
 SCALE_ROWS ?= 8000,100000
 bench-scale: setup
-	$(BIN)/python bench/scale.py --rows $(SCALE_ROWS)
+	$(BIN)/migraine bench-scale --rows $(SCALE_ROWS)
 
 # The container image (docs/deployment.md). The build reaches no network: Python packages
 # come from build/wheelhouse, fetched here from requirements-serve.lock; BASE_IMAGE is

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -212,6 +214,37 @@ def sweep(grid: tuple[str, ...]) -> None:
         click.echo(run_sweep(list(grid)), nl=False)
     except SweepError as err:
         raise Failed(str(err)) from err
+
+
+@main.command(name="bench-scale")
+@click.option(
+    "--rows",
+    default="8000,100000",
+    show_default=True,
+    help="Cohort sizes to run the whole pipeline at, comma-separated (e.g. 8000,100000,1000000).",
+)
+def bench_scale(rows: str) -> None:
+    """Time and peak memory of every stage at each cohort size.
+
+    Runs bench/scale.py of this checkout (run it from the repository's root): a
+    scratch clone per size, every stage under GNU time, results in
+    reports/bench/scale.json and scale.png (docs/scale.md).
+    """
+    sizes = rows.split(",")
+    if not all(size.strip().isdigit() and int(size) > 0 for size in sizes):
+        raise Failed(
+            f"bench-scale: --rows {rows!r}: expected row counts like 8000,100000", exit_code=2
+        )
+    script = Path("bench") / "scale.py"
+    if not script.is_file():
+        raise Failed(
+            f"bench-scale: {script} not found in {Path.cwd()}: run it from the repository's root",
+            exit_code=2,
+        )
+    # the benchmark is a script of the checkout (bench/), not of the installed package
+    code = subprocess.run([sys.executable, str(script), "--rows", rows], check=False).returncode
+    if code:
+        raise Failed(f"bench-scale: {script} exited with {code}", exit_code=1)
 
 
 @main.command(name="drift-report")

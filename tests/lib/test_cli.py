@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "retrain",
     "rollback",
     "retrain-webhook",
+    "bench-scale",
 )
 
 
@@ -153,3 +154,29 @@ def test_smoke_fails_on_an_unreachable_service():
     assert result.stderr.startswith(
         f"smoke test FAILED:\n  http://127.0.0.1:{port} is unreachable:"
     )
+
+
+def test_bench_scale_refuses_bad_sizes_and_a_directory_without_the_benchmark(tmp_path, monkeypatch):
+    bad = _migraine("bench-scale", "--rows", "8000,lots")
+    assert bad.exit_code == 2
+    assert "--rows '8000,lots': expected row counts" in bad.output
+    monkeypatch.chdir(tmp_path)  # not a checkout: no bench/scale.py
+    elsewhere = _migraine("bench-scale", "--rows", "8000")
+    assert elsewhere.exit_code == 2
+    assert "run it from the repository's root" in elsewhere.output
+
+
+def test_bench_scale_runs_the_checkouts_benchmark_with_the_sizes(tmp_path, monkeypatch):
+    """The subcommand hands its sizes to bench/scale.py and passes its failure on."""
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "scale.py").write_text(
+        "import pathlib, sys\n"
+        "pathlib.Path('argv.txt').write_text(' '.join(sys.argv[1:]))\n"
+        "sys.exit(3 if '13' in sys.argv[-1] else 0)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert _migraine("bench-scale", "--rows", "12,1000000").exit_code == 0
+    assert (tmp_path / "argv.txt").read_text() == "--rows 12,1000000"
+    failed = _migraine("bench-scale", "--rows", "13")
+    assert failed.exit_code == 1
+    assert "exited with 3" in failed.output
