@@ -141,6 +141,22 @@ def test_diagnosis_for_lower_is_better_metrics():
     assert result.gap == pytest.approx(0.3)
 
 
+def _judge_roc_auc(models, X_train, y_train, X_test, y_test, resamples):
+    """evaluate_task for a binary task judged by ROC AUC, against a prior-fitted dummy."""
+    return evaluate_task(
+        task="classification",
+        primary="roc_auc",
+        models=models,
+        dummy=DummyClassifier(strategy="prior").fit(X_train, y_train),
+        X_train=X_train,
+        y_train=y_train,
+        X_test=X_test,
+        y_test=y_test,
+        resamples=resamples,
+        seed=0,
+    )
+
+
 def test_majority_class_model_fails_the_gate_despite_high_accuracy():
     """80 % of rows are positive: always saying 'migraine' scores 0.80 accuracy, no skill."""
     rng = np.random.default_rng(0)
@@ -148,19 +164,7 @@ def test_majority_class_model_fails_the_gate_despite_high_accuracy():
     y_test = (rng.uniform(size=500) < 0.8).astype(int)
     X_train, X_test = np.zeros((500, 1)), np.zeros((500, 1))
     majority = DummyClassifier(strategy="most_frequent").fit(X_train, y_train)
-    dummy = DummyClassifier(strategy="prior").fit(X_train, y_train)
-    result = evaluate_task(
-        task="classification",
-        primary="roc_auc",
-        models={"champion": majority},
-        dummy=dummy,
-        X_train=X_train,
-        y_train=y_train,
-        X_test=X_test,
-        y_test=y_test,
-        resamples=50,
-        seed=0,
-    )
+    result = _judge_roc_auc({"champion": majority}, X_train, y_train, X_test, y_test, 50)
     assert result.test["champion"]["accuracy"] > 0.78
     diagnosis = diagnose(
         train_score=result.train["champion"]["roc_auc"],
@@ -217,19 +221,8 @@ def test_evaluate_task_reports_intervals_and_paired_comparison():
         def predict_proba(self, X):
             return weak.predict_proba(X[:, 1:])
 
-    dummy = DummyClassifier(strategy="prior").fit(X[:200], y[:200])
-    result = evaluate_task(
-        task="classification",
-        primary="roc_auc",
-        models={"champion": strong, "runner_up": SecondColumnOnly()},
-        dummy=dummy,
-        X_train=X[:200],
-        y_train=y[:200],
-        X_test=X[200:],
-        y_test=y[200:],
-        resamples=100,
-        seed=0,
-    )
+    models = {"champion": strong, "runner_up": SecondColumnOnly()}
+    result = _judge_roc_auc(models, X[:200], y[:200], X[200:], y[200:], 100)
     champion = result.test["champion"]
     assert champion["roc_auc_ci_low"] <= champion["roc_auc"] <= champion["roc_auc_ci_high"]
     assert result.test["dummy"]["roc_auc"] == 0.5
@@ -250,18 +243,7 @@ def test_float32_outputs_become_float64_that_plots_can_write(tmp_path):
         def predict_proba(self, X):
             return fitted.predict_proba(X).astype(np.float32)
 
-    result = evaluate_task(
-        task="classification",
-        primary="roc_auc",
-        models={"champion": Float32Model()},
-        dummy=DummyClassifier(strategy="prior").fit(X[:150], y[:150]),
-        X_train=X[:150],
-        y_train=y[:150],
-        X_test=X[150:],
-        y_test=y[150:],
-        resamples=20,
-        seed=0,
-    )
+    result = _judge_roc_auc({"champion": Float32Model()}, X[:150], y[:150], X[150:], y[150:], 20)
     champion = result.outputs["champion"]
     assert champion.dtype == np.float64
     live = Live(str(tmp_path), dvcyaml=None, save_dvc_exp=False, report=None)
@@ -371,18 +353,7 @@ def test_the_champion_is_compared_with_the_reference_on_the_same_rows():
         def predict_proba(self, rows):
             return blind.predict_proba(rows[:, 1:])
 
-    result = evaluate_task(
-        task="classification",
-        primary="roc_auc",
-        models={"champion": good, "reference": Blind()},
-        dummy=DummyClassifier(strategy="prior").fit(X, y),
-        X_train=X,
-        y_train=y,
-        X_test=X,
-        y_test=y,
-        resamples=100,
-        seed=0,
-    )
+    result = _judge_roc_auc({"champion": good, "reference": Blind()}, X, y, X, y, 100)
     assert "reference" in result.test
     assert result.champion_vs_reference.ci_low > 0.2
     assert result.champion_vs_runner_up is None
